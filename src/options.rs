@@ -1,0 +1,276 @@
+//! Every bound and capability of the broker, each with a default sized for a small router.
+//!
+//! `Options` is plain data: the config file (`config.rs`, binary side) and embedding programs fill
+//! it in; [`Options::validate`] checks the cross-field rules before the server starts. Every bound
+//! says what happens when it is hit.
+
+use serde::{Deserialize, Serialize};
+
+/// What to do with a QoS 1/2 message for a session whose queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueFullPolicy {
+    /// Drop the new message and count it (`$SYS/broker/messages/dropped`).
+    DropNew,
+    /// Drop the oldest queued message to make room for the new one, and count it.
+    DropOldest,
+    /// Disconnect the slow client (0x97 quota exceeded in MQTT 5).
+    Disconnect,
+}
+
+/// How a shared-subscription group picks the member that receives a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedPolicy {
+    /// Each member in turn.
+    RoundRobin,
+    /// The first member (in subscription order) that is connected.
+    First,
+}
+
+/// Behaviour switches for compatibility with older or unusual clients (Mochi's "compatibilities").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Compatibilities {
+    /// Answer 0x80 "unspecified error" instead of 0x87 / 0x86 so a client cannot probe the ACL.
+    pub obscure_not_authorized: bool,
+    /// On takeover, close the old connection without sending it a DISCONNECT.
+    pub passive_client_disconnect: bool,
+    /// Return the response information even when the client did not request it.
+    pub always_return_response_info: bool,
+    /// Restore `$SYS` counters from storage on restart.
+    pub restore_sys_info_on_restart: bool,
+}
+
+impl Default for Compatibilities {
+    fn default() -> Self {
+        Compatibilities {
+            obscure_not_authorized: false,
+            passive_client_disconnect: false,
+            always_return_response_info: false,
+            restore_sys_info_on_restart: false,
+        }
+    }
+}
+
+/// The broker's options. `Options::default()` is safe for a 64 MB router.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Connections held at once. At the bound a new connection is accepted and closed at once
+    /// (MQTT 5 clients get CONNACK 0x97 quota exceeded when their CONNECT was already readable).
+    pub max_clients: usize,
+    /// Sessions kept in total, connected or not. At the bound a CONNECT that would create a new
+    /// session gets CONNACK 0x97 (5.0) / 0x03 server unavailable (3.x).
+    pub max_sessions: usize,
+    /// Milliseconds a new connection may take to send its CONNECT before it is closed.
+    pub connect_timeout_ms: u64,
+    /// Size in bytes of one pooled I/O buffer. A connection borrows one for receiving only while it
+    /// holds a partial frame, and one for sending only while it has output to flush.
+    pub buffer_size: usize,
+    /// Bytes of buffers (pooled and frame-sized) the server may hold at once. When it is used up
+    /// the server stops reading from sockets (back-pressure) until buffers are returned.
+    pub buffer_memory: usize,
+    /// Largest packet accepted from a client, in bytes (advertised in CONNACK). A larger packet is
+    /// refused from its fixed header alone: 0x95 packet too large.
+    pub max_packet_size: u32,
+    /// Receive maximum advertised to clients: QoS 1/2 PUBLISH packets a client may have
+    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-8].
+    pub receive_maximum: u16,
+    /// QoS 1/2 messages in flight towards one client, capped further by the client's own receive
+    /// maximum [MQTT-3.3.4-9]. Messages beyond it wait in the session queue.
+    pub max_inflight: u16,
+    /// Messages waiting in one session's queue (connected and waiting for the window, or offline).
+    pub max_queued_messages: usize,
+    /// Payload bytes waiting in one session's queue.
+    pub max_queued_bytes: usize,
+    /// What happens to a QoS 1/2 message that finds its queue full (QoS 0 is always dropped).
+    pub queue_full_policy: QueueFullPolicy,
+    /// Queue QoS 0 messages for offline persistent sessions (Mosquitto's `queue_qos0_messages`).
+    pub queue_qos0_offline: bool,
+    /// Subscriptions one session may hold; beyond it SUBACK carries 0x97 quota exceeded.
+    pub max_subscriptions_per_client: usize,
+    /// Longest topic name or filter in bytes (the spec's limit is 65535).
+    pub max_topic_length: usize,
+    /// Most levels in a topic name or filter.
+    pub max_topic_levels: usize,
+    /// Retained messages kept. A new retained topic beyond it is not retained (the message is still
+    /// delivered) and counted as dropped.
+    pub max_retained_messages: usize,
+    /// Payload bytes of retained messages kept; beyond it as for `max_retained_messages`.
+    pub max_retained_bytes: usize,
+    /// Largest session expiry interval granted, in seconds (CONNACK carries the override).
+    pub max_session_expiry: u32,
+    /// Largest message expiry interval, in seconds; longer (or absent) is capped to it.
+    /// 0 means no cap.
+    pub max_message_expiry: u32,
+    /// Topic aliases a client may use towards us (advertised in CONNACK); 0 disables them.
+    pub topic_alias_maximum: u16,
+    /// Highest QoS the server supports (0, 1 or 2).
+    pub max_qos: u8,
+    /// Retained messages supported.
+    pub retain_available: bool,
+    /// Wildcard subscriptions supported.
+    pub wildcard_subscription_available: bool,
+    /// Subscription identifiers supported.
+    pub subscription_identifier_available: bool,
+    /// Shared subscriptions supported.
+    pub shared_subscription_available: bool,
+    /// How a shared group picks the member that receives a message.
+    pub shared_policy: SharedPolicy,
+    /// When set, overrides the keep alive a client asks for (CONNACK Server Keep Alive).
+    pub server_keep_alive: Option<u16>,
+    /// Largest keep alive accepted; larger requests are lowered to it via Server Keep Alive.
+    /// 0 means no limit.
+    pub max_keep_alive: u16,
+    /// Response information returned in CONNACK to MQTT 5 clients that request it.
+    pub response_information: Option<String>,
+    /// Server reference sent with 0x9C / 0x9D (use another server / server moved).
+    pub server_reference: Option<String>,
+    /// Seconds between `$SYS` publications; 0 turns them off.
+    pub sys_interval_secs: u32,
+    /// Hard cap on the memory the bounds above may add up to, in bytes; `validate` refuses options
+    /// whose worst case exceeds it. 0 means unchecked.
+    pub memory_limit: usize,
+    /// Compatibility switches.
+    pub compat: Compatibilities,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_clients: 1024,
+            max_sessions: 2048,
+            connect_timeout_ms: 10_000,
+            buffer_size: 4096,
+            buffer_memory: 8 * 1024 * 1024,
+            max_packet_size: 256 * 1024,
+            receive_maximum: 64,
+            max_inflight: 64,
+            max_queued_messages: 1000,
+            max_queued_bytes: 1024 * 1024,
+            queue_full_policy: QueueFullPolicy::DropNew,
+            queue_qos0_offline: false,
+            max_subscriptions_per_client: 256,
+            max_topic_length: 1024,
+            max_topic_levels: 32,
+            max_retained_messages: 10_000,
+            max_retained_bytes: 16 * 1024 * 1024,
+            max_session_expiry: u32::MAX,
+            max_message_expiry: 0,
+            topic_alias_maximum: 64,
+            max_qos: 2,
+            retain_available: true,
+            wildcard_subscription_available: true,
+            subscription_identifier_available: true,
+            shared_subscription_available: true,
+            shared_policy: SharedPolicy::RoundRobin,
+            server_keep_alive: None,
+            max_keep_alive: 0,
+            response_information: None,
+            server_reference: None,
+            sys_interval_secs: 10,
+            memory_limit: 0,
+            compat: Compatibilities::default(),
+        }
+    }
+}
+
+/// An option value that breaks a rule; names the option.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionError {
+    /// The option (config key) at fault.
+    pub key: &'static str,
+    /// What was expected.
+    pub expected: String,
+}
+
+impl core::fmt::Display for OptionError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "option `{}`: expected {}", self.key, self.expected)
+    }
+}
+
+impl std::error::Error for OptionError {}
+
+impl Options {
+    /// Worst-case bytes the bounds add up to: buffers, every session's queue at its byte bound,
+    /// the retained store, and a per-connection and per-session overhead.
+    pub fn worst_case_memory(&self) -> usize {
+        const PER_CONNECTION: usize = 512;
+        const PER_SESSION: usize = 512;
+        self.buffer_memory
+            .saturating_add(self.max_clients.saturating_mul(PER_CONNECTION))
+            .saturating_add(self.max_sessions.saturating_mul(PER_SESSION))
+            .saturating_add(self.max_sessions.saturating_mul(self.max_queued_bytes))
+            .saturating_add(self.max_retained_bytes)
+    }
+
+    /// Checks the cross-field rules. The error names the option to change.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let err = |key, expected: &str| Err(OptionError { key, expected: expected.to_string() });
+        if self.max_clients == 0 || self.max_clients > 65_000 {
+            return err("max_clients", "a number from 1 to 65000");
+        }
+        if self.max_sessions < self.max_clients {
+            return err("max_sessions", "at least max_clients");
+        }
+        if self.buffer_size < 64 {
+            return err("buffer_size", "at least 64 bytes");
+        }
+        if self.max_packet_size < 64 || self.max_packet_size > 268_435_460 {
+            return err("max_packet_size", "a number from 64 to 268435460");
+        }
+        if (self.buffer_memory as u64) < 2 * self.buffer_size as u64 + self.max_packet_size as u64 {
+            return err("buffer_memory", "at least 2 * buffer_size + max_packet_size");
+        }
+        if self.receive_maximum == 0 {
+            return err("receive_maximum", "a number from 1 to 65535");
+        }
+        if self.max_inflight == 0 {
+            return err("max_inflight", "a number from 1 to 65535");
+        }
+        if self.max_qos > 2 {
+            return err("max_qos", "0, 1 or 2");
+        }
+        if self.max_topic_length == 0 || self.max_topic_length > 65_535 {
+            return err("max_topic_length", "a number from 1 to 65535");
+        }
+        if self.max_topic_levels == 0 {
+            return err("max_topic_levels", "at least 1");
+        }
+        if self.memory_limit != 0 && self.worst_case_memory() > self.memory_limit {
+            return Err(OptionError {
+                key: "memory_limit",
+                expected: format!(
+                    "at least {} bytes for these bounds (or lower max_sessions, max_queued_bytes, \
+                     buffer_memory or max_retained_bytes)",
+                    self.worst_case_memory()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Options::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn memory_limit_names_the_option() {
+        let o = Options { memory_limit: 1024, ..Options::default() };
+        assert_eq!(o.validate().unwrap_err().key, "memory_limit");
+    }
+
+    #[test]
+    fn zero_receive_maximum_is_refused() {
+        let o = Options { receive_maximum: 0, ..Options::default() };
+        assert_eq!(o.validate().unwrap_err().key, "receive_maximum");
+    }
+}
