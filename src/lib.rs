@@ -12,3 +12,4 @@ pub mod options;
 pub mod time;
 
 pub use options::Options;
+pub mod packets;
