@@ -13,3 +13,12 @@ pub mod time;
 
 pub use options::Options;
 pub mod packets;
+pub mod broker;
+pub mod hooks;
+pub mod session;
+pub mod sys;
+pub mod topics;
+pub mod server;
+
+pub use broker::Broker;
+pub use server::{Handle, Server};

@@ -72,3 +72,37 @@ impl ListenerConfig {
         ListenerConfig { name: name.into(), kind: ListenerKind::Tcp, bind: bind.into(), allow_anonymous: None }
     }
 }
+
+pub mod stream;
+pub use stream::{Acceptor, Stream};
+
+/// Binds the listener's socket. Errors name the listener and the address.
+pub fn bind(cfg: &ListenerConfig) -> std::io::Result<Acceptor> {
+    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("listener `{}` on {}: {e}", cfg.name, cfg.bind));
+    match &cfg.kind {
+        ListenerKind::Unix { mode } => {
+            let _ = std::fs::remove_file(&cfg.bind);
+            let l = mio::net::UnixListener::bind(&cfg.bind).map_err(named)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cfg.bind, std::fs::Permissions::from_mode(*mode)).map_err(named)?;
+            Ok(Acceptor::Unix(l))
+        }
+        ListenerKind::Tcp => {
+            let addr: std::net::SocketAddr = cfg
+                .bind
+                .parse()
+                .map_err(|_| named(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an ip:port address")))?;
+            Ok(Acceptor::Tcp(mio::net::TcpListener::bind(addr).map_err(named)?))
+        }
+        _ => Err(named(std::io::Error::new(std::io::ErrorKind::Unsupported, "listener type not built yet"))),
+    }
+}
+
+/// Whether anonymous clients are admitted on this listener: the explicit setting, else only on
+/// loopback addresses and Unix sockets.
+pub fn allows_anonymous(cfg: &ListenerConfig) -> bool {
+    cfg.allow_anonymous.unwrap_or_else(|| match cfg.kind {
+        ListenerKind::Unix { .. } => true,
+        _ => cfg.bind.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()),
+    })
+}

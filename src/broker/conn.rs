@@ -1,0 +1,119 @@
+//! A connection slot: protocol state of one network connection, its buffers and negotiated
+//! limits. The session (which outlives it) is referenced by key.
+
+use crate::packets::Version;
+use crate::time::Instant;
+use std::collections::HashMap;
+
+/// A connection's identity: slot and generation, so a stale id never reaches a reused slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    /// Slot index.
+    pub slot: u16,
+    /// Generation of the slot when this connection took it.
+    pub gen: u16,
+}
+
+impl ClientId {
+    /// Packs into a `u32` (fits a mio token on 32-bit targets).
+    pub const fn to_u32(self) -> u32 {
+        (self.gen as u32) << 16 | self.slot as u32
+    }
+
+    /// Unpacks [`ClientId::to_u32`].
+    pub const fn from_u32(v: u32) -> ClientId {
+        ClientId { slot: v as u16, gen: (v >> 16) as u16 }
+    }
+}
+
+/// Facts about the peer, given by the listener that accepted it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Remote address (`ip:port`) or socket path.
+    pub remote: String,
+    /// Listener name.
+    pub listener: String,
+    /// Anonymous clients (no user name) admitted on this listener without an auth hook.
+    pub allow_anonymous: bool,
+    /// User name taken from a verified TLS client certificate, if configured.
+    pub cert_username: Option<String>,
+}
+
+/// Where a connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    /// Accepted; waiting for CONNECT.
+    AwaitConnect,
+    /// Enhanced authentication in progress (AUTH exchange before CONNACK).
+    Authenticating,
+    /// CONNACK sent.
+    Connected,
+    /// Being closed: no more input is processed; output is flushed, then the socket closed.
+    Closing,
+}
+
+/// One connection slot.
+#[derive(Debug)]
+pub struct Conn {
+    pub(crate) id: ClientId,
+    pub(crate) state: ConnState,
+    pub(crate) version: Version,
+    pub(crate) session: Option<u32>,
+    pub(crate) username: Option<Box<str>>,
+    pub(crate) peer: PeerInfo,
+    /// Partial inbound frame (borrowed from the pool only while non-empty).
+    pub(crate) rx: Vec<u8>,
+    /// Encoded output not yet written to the socket.
+    pub(crate) tx: Vec<u8>,
+    /// Keep alive in milliseconds (0: none).
+    pub(crate) keep_alive_ms: u64,
+    /// When input was last seen.
+    pub(crate) last_rx: Instant,
+    /// When the connection was accepted.
+    pub(crate) accepted_at: Instant,
+    /// Largest packet the client accepts [MQTT-3.1.2-24].
+    pub(crate) max_packet_out: u32,
+    /// The client's receive maximum: QoS 1/2 PUBLISH in flight towards it.
+    pub(crate) receive_max_out: u16,
+    /// Topic aliases the client accepts from us.
+    pub(crate) alias_max_out: u16,
+    /// Inbound topic aliases (index = alias - 1).
+    pub(crate) aliases_in: Vec<Option<Box<str>>>,
+    /// Outbound topic aliases we assigned.
+    pub(crate) aliases_out: HashMap<Box<str>, u16>,
+    /// Whether reason strings and user properties may be sent (Request Problem Information).
+    pub(crate) problem_info: bool,
+    /// Session expiry the CONNECT asked for (DISCONNECT may not raise it from 0).
+    pub(crate) connect_expiry: u32,
+    /// Queued for a flush by the server.
+    pub(crate) flagged: bool,
+    /// Authentication method of an enhanced authentication in progress or done.
+    pub(crate) auth_method: Option<Box<str>>,
+}
+
+impl Conn {
+    pub(crate) fn new(id: ClientId, peer: PeerInfo, now: Instant) -> Conn {
+        Conn {
+            id,
+            state: ConnState::AwaitConnect,
+            version: Version::V3_1_1,
+            session: None,
+            username: None,
+            peer,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            keep_alive_ms: 0,
+            last_rx: now,
+            accepted_at: now,
+            max_packet_out: u32::MAX,
+            receive_max_out: u16::MAX,
+            alias_max_out: 0,
+            aliases_in: Vec::new(),
+            aliases_out: HashMap::new(),
+            problem_info: true,
+            connect_expiry: 0,
+            flagged: false,
+            auth_method: None,
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! CONNECT, enhanced authentication, session take-over and resumption, client DISCONNECT.
+
+use super::conn::ConnState;
+use super::message::Message;
+use super::{Broker, ClientId};
+use crate::hooks::{ClientInfo, Point};
+use crate::packets::{ConnAck, Connect, Disconnect, Packet, Properties, QoS, ReasonCode, Version};
+use crate::session::{Session, WillMessage};
+use crate::time::Instant;
+use std::rc::Rc;
+
+impl Broker {
+    pub(super) fn on_connect(&mut self, id: ClientId, c: &Connect<'_>, now: Instant) {
+        let v = c.version;
+        if let Some(conn) = self.conn_mut(id) {
+            conn.version = v;
+        }
+        let refuse = |b: &mut Broker, rc: ReasonCode| {
+            let ack = ConnAck { session_present: false, reason: rc, properties: Properties::default() };
+            b.send(id, &Packet::ConnAck(ack));
+            b.close_now(id, rc, now);
+        };
+
+        // Client identifier rules.
+        let mut assigned = None;
+        if c.client_id.is_empty() {
+            // [MQTT-3.1.3-8] (3.1.1) an empty id with clean session 0 is refused with 0x02;
+            // 3.1 requires 1 to 23 characters.
+            if v == Version::V3_1 || (v == Version::V3_1_1 && !c.clean_start) {
+                return refuse(self, ReasonCode::ClientIdentifierNotValid);
+            }
+            // [MQTT-3.1.3-6] the server assigns a unique identifier.
+            loop {
+                self.assigned += 1;
+                let cand = format!("edgemq-{:x}-{}", self.assigned, now.millis() % 1000);
+                if !self.by_client_id.contains_key(cand.as_str()) {
+                    assigned = Some(cand);
+                    break;
+                }
+            }
+        }
+        let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
+
+        // Enhanced authentication is not available without a hook (0x8C).
+        if c.properties.authentication_method.is_some() && !self.hooks.provides(Point::OnConnectAuthenticate) {
+            return refuse(self, ReasonCode::BadAuthenticationMethod);
+        }
+
+        // Authentication: any hook that admits the client, or the listener's anonymous rule.
+        let (remote, listener, allow_anon, cert_user) = match self.conn(id) {
+            Some(k) => (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.allow_anonymous, k.peer.cert_username.clone()),
+            None => return,
+        };
+        let username = cert_user.as_deref().or(c.username);
+        let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };
+        let pkt = Packet::Connect(*c);
+        self.hooks.each(Point::OnConnect, |h| h.on_connect(&info, &pkt));
+        let by_hook = self.hooks.any(Point::OnConnectAuthenticate, |h| h.on_connect_authenticate(&info, c.password));
+        let anonymous_ok = allow_anon && (username.is_none() || !self.hooks.provides(Point::OnConnectAuthenticate));
+        if !(by_hook || anonymous_ok) {
+            let rc = if self.opts.compat.obscure_not_authorized {
+                ReasonCode::UnspecifiedError
+            } else if c.username.is_some() || c.password.is_some() {
+                ReasonCode::BadUserNameOrPassword
+            } else {
+                ReasonCode::NotAuthorized
+            };
+            return refuse(self, rc);
+        }
+
+        // Take-over: a connected client with the same id is disconnected [MQTT-3.1.4-3].
+        let existing = self.by_client_id.get(client_id).copied();
+        if let Some(key) = existing {
+            let old = self.conns.iter().find(|(_, k)| k.session == Some(key)).map(|(_, k)| k.id);
+            if let Some(old) = old {
+                if self.opts.compat.passive_client_disconnect {
+                    self.close_now(old, ReasonCode::SessionTakenOver, now);
+                } else {
+                    self.protocol_error(old, ReasonCode::SessionTakenOver, now);
+                }
+            }
+        }
+        // The take-over may have ended the old session (expiry 0).
+        let existing = self.by_client_id.get(client_id).copied();
+        if existing.is_none() && self.sessions.len() >= self.opts.max_sessions {
+            return refuse(self, ReasonCode::QuotaExceeded);
+        }
+
+        // Session: clean start discards [MQTT-3.1.2-4], otherwise resume [MQTT-3.1.2-5].
+        let (key, session_present) = match existing {
+            Some(key) if c.clean_start => {
+                self.remove_session(key, now);
+                (self.new_session(client_id), false)
+            }
+            Some(key) => (key, true),
+            None => (self.new_session(client_id), false),
+        };
+
+        let p = &c.properties;
+        let requested_expiry = if v.is_v5() {
+            p.session_expiry_interval.unwrap_or(0)
+        } else if c.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let expiry = requested_expiry.min(self.opts.max_session_expiry);
+        let max_qos = self.opts.max_qos;
+        let will = c.will.map(|w| {
+            let msg = Message {
+                topic: w.topic.into(),
+                payload: w.payload.into(),
+                qos: QoS::from_u8(w.qos.as_u8().min(max_qos)).unwrap_or(QoS::AtMostOnce),
+                retain: w.retain && self.opts.retain_available,
+                props: Message::props_from(&w.properties),
+                expires_at: w.properties.message_expiry_interval.map(|e| now + crate::time::Duration::from_secs(e as u64)),
+                has_expiry: w.properties.message_expiry_interval.is_some(),
+                origin: Some(key),
+            };
+            WillMessage { msg: Rc::new(msg), delay_secs: w.properties.will_delay_interval.unwrap_or(0) }
+        });
+        if let Some(s) = self.sessions.get_mut(key as usize) {
+            s.expiry_secs = expiry;
+            s.expires_at = None;
+            // [MQTT-3.1.3-9] a reconnect before the will delay passes cancels the old will.
+            s.will_at = None;
+            s.will = will;
+        }
+
+        // Keep alive: the server's override, capped by the maximum.
+        let mut keep_alive = self.opts.server_keep_alive.unwrap_or(c.keep_alive);
+        if self.opts.max_keep_alive > 0 && (keep_alive == 0 || keep_alive > self.opts.max_keep_alive) {
+            keep_alive = self.opts.max_keep_alive;
+        }
+        let response_info = if v.is_v5()
+            && (p.request_response_information == Some(1) || self.opts.compat.always_return_response_info)
+        {
+            self.opts.response_information.clone()
+        } else {
+            None
+        };
+        let topic_alias_max = self.opts.topic_alias_maximum;
+        if let Some(k) = self.conn_mut(id) {
+            k.state = ConnState::Connected;
+            k.session = Some(key);
+            k.username = username.map(Into::into);
+            k.keep_alive_ms = keep_alive as u64 * 1000;
+            k.connect_expiry = requested_expiry;
+            if v.is_v5() {
+                k.max_packet_out = p.maximum_packet_size.unwrap_or(u32::MAX);
+                k.receive_max_out = p.receive_maximum.unwrap_or(u16::MAX);
+                k.alias_max_out = p.topic_alias_maximum.unwrap_or(0);
+                k.problem_info = p.request_problem_information != Some(0);
+                k.aliases_in = Vec::new();
+                let _ = topic_alias_max;
+            }
+            k.auth_method = p.authentication_method.map(Into::into);
+        }
+        self.stats.clients_connected += 1;
+        self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
+
+        // CONNACK: what the server supports and its limits (3.2.2.3).
+        let o = &self.opts;
+        let props = if v.is_v5() {
+            Properties {
+                session_expiry_interval: (expiry != requested_expiry).then_some(expiry),
+                receive_maximum: Some(o.receive_maximum),
+                maximum_qos: (o.max_qos < 2).then_some(o.max_qos),
+                retain_available: (!o.retain_available).then_some(0),
+                maximum_packet_size: Some(o.max_packet_size),
+                assigned_client_identifier: assigned.as_deref(),
+                topic_alias_maximum: (o.topic_alias_maximum > 0).then_some(o.topic_alias_maximum),
+                wildcard_subscription_available: (!o.wildcard_subscription_available).then_some(0),
+                subscription_identifier_available: (!o.subscription_identifier_available).then_some(0),
+                shared_subscription_available: (!o.shared_subscription_available).then_some(0),
+                server_keep_alive: (keep_alive != c.keep_alive).then_some(keep_alive),
+                response_information: response_info.as_deref(),
+                ..Properties::default()
+            }
+        } else {
+            Properties::default()
+        };
+        let ack = ConnAck { session_present, reason: ReasonCode::Success, properties: props };
+        self.send(id, &Packet::ConnAck(ack));
+        self.arm_keep_alive(id, now);
+
+        let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };
+        self.hooks.each(Point::OnSessionEstablished, |h| h.on_session_established(&info, session_present));
+
+        // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, then the queue.
+        if let Some(s) = self.sessions.get_mut(key as usize) {
+            for i in s.inflight.iter_mut() {
+                i.sent = false;
+            }
+        }
+        self.pump(id, now);
+    }
+
+    fn new_session(&mut self, client_id: &str) -> u32 {
+        let key = self.sessions.insert(Session::new(client_id)) as u32;
+        self.by_client_id.insert(client_id.into(), key);
+        key
+    }
+
+    pub(super) fn on_auth(&mut self, id: ClientId, _a: &Disconnect<'_>, now: Instant) {
+        // Enhanced authentication needs an auth hook; without one an AUTH packet is a
+        // protocol error [MQTT-4.12.0-1].
+        self.protocol_error(id, ReasonCode::ProtocolError, now);
+    }
+
+    pub(super) fn on_client_disconnect(&mut self, id: ClientId, d: &Disconnect<'_>, now: Instant) {
+        let Some(c) = self.conn(id) else { return };
+        let key = c.session;
+        if let (Some(new), Some(key)) = (d.properties.session_expiry_interval, key) {
+            // [MQTT-3.14.2-2] a session expiry of 0 at CONNECT cannot be raised at DISCONNECT.
+            if c.connect_expiry == 0 && new != 0 {
+                return self.protocol_error(id, ReasonCode::ProtocolError, now);
+            }
+            if let Some(s) = self.sessions.get_mut(key as usize) {
+                s.expiry_secs = new.min(self.opts.max_session_expiry);
+            }
+        }
+        // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 0x04 keeps it.
+        let with_will = d.reason == ReasonCode::DisconnectWithWill;
+        self.detach(id, with_will, d.reason, now);
+    }
+}

@@ -1,0 +1,432 @@
+//! Messages: inbound PUBLISH and its acknowledgements, routing through the trie into session
+//! queues, and the pump that moves queued messages into the inflight window and the output.
+
+use super::conn::ConnState;
+use super::message::{Message, MessageRef};
+use super::{Broker, ClientId};
+use crate::hooks::{Access, ClientInfo, MessageView, Point};
+use crate::options::QueueFullPolicy;
+use crate::packets::{Ack, Packet, PacketId, Properties, Publish, QoS, QosPid, ReasonCode};
+use crate::session::{Delivery, Inflight, OutState, SubIdList};
+use crate::time::Instant;
+use crate::topics::{self, Hit};
+use std::rc::Rc;
+
+impl Broker {
+    pub(super) fn on_publish(&mut self, id: ClientId, p: &Publish<'_>, now: Instant) {
+        self.stats.messages_received += 1;
+        let Some(c) = self.conn_mut(id) else { return };
+        let v5 = c.version.is_v5();
+        let qos = p.qospid.qos();
+
+        // Topic alias (5.0): within our maximum [MQTT-3.3.2-8]; an unknown alias with an empty
+        // topic is a protocol error.
+        let mut topic_buf: Option<Box<str>> = None;
+        if let Some(alias) = p.properties.topic_alias {
+            let max = self.opts.topic_alias_maximum;
+            if alias == 0 || alias > max {
+                return self.protocol_error(id, ReasonCode::TopicAliasInvalid, now);
+            }
+            let Some(c) = self.conn_mut(id) else { return };
+            let idx = alias as usize - 1;
+            if p.topic.is_empty() {
+                match c.aliases_in.get(idx).and_then(|t| t.as_deref()) {
+                    Some(t) => topic_buf = Some(t.into()),
+                    None => return self.protocol_error(id, ReasonCode::ProtocolError, now),
+                }
+            } else {
+                if c.aliases_in.len() <= idx {
+                    c.aliases_in.resize(idx + 1, None);
+                }
+                c.aliases_in[idx] = Some(p.topic.into());
+            }
+        }
+        let topic: &str = topic_buf.as_deref().unwrap_or(p.topic);
+
+        // Capabilities the server announced [MQTT-3.2.2-11], [MQTT-3.2.2-14].
+        if qos.as_u8() > self.opts.max_qos {
+            return self.protocol_error(id, ReasonCode::QoSNotSupported, now);
+        }
+        if p.retain && !self.opts.retain_available {
+            return self.protocol_error(id, ReasonCode::RetainNotSupported, now);
+        }
+        if topics::validate_name(topic, self.opts.max_topic_length, self.opts.max_topic_levels).is_err() {
+            return self.protocol_error(id, ReasonCode::TopicNameInvalid, now);
+        }
+
+        // Inbound QoS 2 already received (a resend before PUBREL): acknowledge, do not route
+        // again [MQTT-4.3.3-10].
+        let key = match self.conn(id).and_then(|c| c.session) {
+            Some(k) => k,
+            None => return,
+        };
+        if let QosPid::ExactlyOnce(pid) = p.qospid {
+            let s = &self.sessions[key as usize];
+            if s.inbound_qos2.contains(&pid) {
+                self.send(id, &Packet::PubRec(Ack::ok(pid)));
+                return;
+            }
+            // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93.
+            if s.inbound_qos2.len() >= self.opts.receive_maximum as usize {
+                return self.protocol_error(id, ReasonCode::ReceiveMaximumExceeded, now);
+            }
+        }
+
+        let rc = self.admit_publish(id, key, p, topic, v5, now);
+        let rc = match rc {
+            Ok(msg) => {
+                let n = self.route(&msg, now);
+                self.notify_published(id, &msg, n);
+                if n == 0 {
+                    ReasonCode::NoMatchingSubscribers
+                } else {
+                    ReasonCode::Success
+                }
+            }
+            Err(rc) => rc,
+        };
+        let rc = if v5 { rc } else { ReasonCode::Success };
+        match p.qospid {
+            QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(pid) => {
+                self.send(id, &Packet::PubAck(Ack { pid, reason: rc, properties: Properties::default() }));
+            }
+            QosPid::ExactlyOnce(pid) => {
+                if !rc.is_error() {
+                    self.sessions[key as usize].inbound_qos2.push(pid);
+                }
+                self.send(id, &Packet::PubRec(Ack { pid, reason: rc, properties: Properties::default() }));
+            }
+        }
+    }
+
+    /// ACL, `$`-topic rule, payload format check and the OnPublish hooks; stores retained.
+    fn admit_publish(&mut self, id: ClientId, key: u32, p: &Publish<'_>, topic: &str, v5: bool, now: Instant) -> Result<MessageRef, ReasonCode> {
+        let not_authorized = if self.opts.compat.obscure_not_authorized {
+            ReasonCode::UnspecifiedError
+        } else {
+            ReasonCode::NotAuthorized
+        };
+        // Clients may not write the server's `$` topics (only the inline client may).
+        if topic.starts_with('$') {
+            return Err(not_authorized);
+        }
+        // [MQTT-3.3.2-?] we validate the payload format indicator: 1 means UTF-8.
+        if v5 && p.properties.payload_format_indicator == Some(1) && core::str::from_utf8(p.payload).is_err() {
+            return Err(ReasonCode::PayloadFormatInvalid);
+        }
+        let (info, hooks) = self.client_info_and_hooks(id);
+        let Some(info) = info else { return Err(ReasonCode::UnspecifiedError) };
+        if hooks.provides(Point::OnAclCheck) && !hooks.any(Point::OnAclCheck, |h| h.on_acl_check(&info, topic, Access::Write)) {
+            return Err(not_authorized);
+        }
+        let view = MessageView { topic, payload: p.payload, qos: p.qospid.qos().as_u8(), retain: p.retain };
+        let replaced = hooks.on_publish(&info, &view)?;
+        let mut msg = Message::from_publish(p, topic, now, self.opts.max_message_expiry, Some(key));
+        if let Some(payload) = replaced {
+            msg.payload = payload.into();
+        }
+        let msg = Rc::new(msg);
+        if msg.retain {
+            self.store_retained(&msg);
+        }
+        Ok(msg)
+    }
+
+    fn notify_published(&mut self, id: ClientId, msg: &Message, n: usize) {
+        if !self.hooks.provides(Point::OnPublished) {
+            return;
+        }
+        let (info, hooks) = self.client_info_and_hooks(id);
+        if let Some(info) = info {
+            let view = MessageView { topic: &msg.topic, payload: &msg.payload, qos: msg.qos.as_u8(), retain: msg.retain };
+            hooks.each(Point::OnPublished, |h| h.on_published(&info, &view, n));
+        }
+    }
+
+    /// Sets or clears the retained message of the message's topic [MQTT-3.3.1-5..7], within
+    /// the retained bounds.
+    pub(crate) fn store_retained(&mut self, msg: &MessageRef) {
+        if msg.payload.is_empty() {
+            if let Some(old) = self.retained.remove(&msg.topic) {
+                self.retained_bytes -= old.cost().min(self.retained_bytes);
+            }
+        } else {
+            let cost = msg.cost();
+            let old_cost = self.retained.get(&msg.topic).map_or(0, |m| m.cost());
+            let new_topic = old_cost == 0;
+            if (new_topic && self.retained.len() >= self.opts.max_retained_messages)
+                || self.retained_bytes - old_cost + cost > self.opts.max_retained_bytes
+            {
+                self.stats.messages_dropped += 1;
+                return;
+            }
+            self.retained_bytes = self.retained_bytes - old_cost + cost;
+            self.retained.set(&msg.topic, msg.clone());
+        }
+        let (topic, payload) = (&msg.topic, &msg.payload);
+        self.hooks.each(Point::OnRetainMessage, |h| h.on_retain_message(topic, payload));
+    }
+
+    /// Fans a message out to every matching subscription: one delivery per session (at the
+    /// highest granted QoS of its matching subscriptions, with all their identifiers
+    /// [MQTT-3.3.4-3]), plus one member of each matching shared group. Returns deliveries.
+    pub(crate) fn route(&mut self, msg: &MessageRef, now: Instant) -> usize {
+        self.epoch = self.epoch.wrapping_add(1);
+        let epoch = self.epoch;
+        let mut targets = core::mem::take(&mut self.route_scratch);
+        targets.clear();
+        let sessions = &mut self.sessions;
+        let conns = &self.conns;
+        let round_robin = self.opts.shared_policy == crate::options::SharedPolicy::RoundRobin;
+        self.subs.for_each_match(&msg.topic, |hit| match hit {
+            Hit::Sub(key, e) => {
+                // [MQTT-3.8.3-3] No Local: not to the publishing session.
+                if e.opts.no_local && msg.origin == Some(key) {
+                    return;
+                }
+                let Some(s) = sessions.get_mut(key as usize) else { return };
+                let qos = msg.qos.min(e.opts.qos);
+                let retain = e.opts.retain_as_published && msg.retain;
+                if s.route_mark.0 == epoch {
+                    let t: &mut (u32, Delivery) = &mut targets[s.route_mark.1 as usize];
+                    t.1.qos = t.1.qos.max(qos);
+                    t.1.retain |= retain;
+                    if let Some(sid) = e.id {
+                        t.1.sub_ids.push(sid);
+                    }
+                } else {
+                    s.route_mark = (epoch, targets.len() as u32);
+                    let sub_ids = e.id.map_or(SubIdList::None, SubIdList::One);
+                    targets.push((key, Delivery { msg: msg.clone(), qos, retain, sub_ids }));
+                }
+            }
+            Hit::Shared(group) => {
+                // One member per group: the next connected one in turn (or the first connected
+                // one), else the next one at all (its session queues the message).
+                let n = group.members().len();
+                let online = |k: u32| conns.iter().any(|(_, c)| c.session == Some(k) && c.state == ConnState::Connected);
+                let (mut first, mut chosen) = (None, None);
+                for step in 0..n {
+                    let i = if round_robin {
+                        let Some(i) = group.next_round_robin() else { break };
+                        i
+                    } else {
+                        step
+                    };
+                    first.get_or_insert(i);
+                    if online(group.members()[i].0) {
+                        chosen = Some(i);
+                        break;
+                    }
+                }
+                let Some(i) = chosen.or(first) else { return };
+                let Some(&(key, e)) = group.members().get(i) else { return };
+                let qos = msg.qos.min(e.opts.qos);
+                let sub_ids = e.id.map_or(SubIdList::None, SubIdList::One);
+                targets.push((key, Delivery { msg: msg.clone(), qos, retain: false, sub_ids }));
+            }
+        });
+        let n = targets.len();
+        for (key, d) in targets.drain(..) {
+            self.deliver(key, d, now);
+        }
+        self.route_scratch = targets;
+        n
+    }
+
+    /// Queues a delivery for a session and pumps it when the client is connected.
+    pub(crate) fn deliver(&mut self, key: u32, d: Delivery, now: Instant) {
+        let conn = self.conns.iter().find(|(_, c)| c.session == Some(key) && c.state == ConnState::Connected).map(|(_, c)| c.id);
+        if conn.is_none() && d.qos == QoS::AtMostOnce && !self.opts.queue_qos0_offline {
+            return;
+        }
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
+        let o = &self.opts;
+        match o.queue_full_policy {
+            QueueFullPolicy::Disconnect if d.qos != QoS::AtMostOnce => {
+                if s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, false).is_err() {
+                    self.stats.messages_dropped += 1;
+                    if let Some(id) = conn {
+                        self.protocol_error(id, ReasonCode::QuotaExceeded, now);
+                    }
+                    return;
+                }
+            }
+            policy => {
+                if s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest).is_err() {
+                    self.stats.messages_dropped += 1;
+                }
+            }
+        }
+        if let Some(id) = conn {
+            self.pump(id, now);
+        }
+    }
+
+    /// Moves work into the output while it has room: inflight messages not yet (re)sent, then
+    /// queued messages while the inflight window allows [MQTT-3.3.4-9].
+    pub(crate) fn pump(&mut self, id: ClientId, now: Instant) {
+        let Some(c) = self.conn(id) else { return };
+        if c.state != ConnState::Connected {
+            return;
+        }
+        let Some(key) = c.session else { return };
+        let window = (self.opts.max_inflight as usize).min(c.receive_max_out as usize);
+        let high_water = self.opts.buffer_size;
+
+        // Resends after a reconnect: PUBLISH with DUP, or PUBREL.
+        loop {
+            let Some(c) = self.conn(id) else { return };
+            if c.tx.len() >= high_water {
+                return;
+            }
+            let s = &mut self.sessions[key as usize];
+            let Some(i) = s.inflight.iter().position(|i| !i.sent) else { break };
+            s.inflight[i].sent = true;
+            let entry = s.inflight[i].clone();
+            match entry.state {
+                OutState::AwaitPubComp => {
+                    self.send(id, &Packet::PubRel(Ack::ok(entry.pid)));
+                }
+                _ => {
+                    self.send_publish(id, &entry.d, Some(entry.pid), true, now);
+                }
+            }
+        }
+
+        loop {
+            let Some(c) = self.conn(id) else { return };
+            if c.tx.len() >= high_water {
+                return;
+            }
+            let s = &mut self.sessions[key as usize];
+            let Some(front) = s.queue.front() else { return };
+            if front.qos != QoS::AtMostOnce && s.inflight.len() >= window {
+                return;
+            }
+            let Some(d) = s.pop() else { return };
+            // [MQTT-3.3.2-5] expired messages are never delivered.
+            if d.msg.expired(now) {
+                self.stats.messages_dropped += 1;
+                continue;
+            }
+            if d.qos == QoS::AtMostOnce {
+                self.send_publish(id, &d, None, false, now);
+                continue;
+            }
+            let s = &mut self.sessions[key as usize];
+            let Some(pid) = s.alloc_pid() else { return };
+            let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
+            if self.send_publish(id, &d, Some(pid), false, now) {
+                let s = &mut self.sessions[key as usize];
+                s.inflight.push(Inflight { pid, d, state, sent: true });
+            }
+        }
+    }
+
+    /// Encodes one PUBLISH for this connection (topic alias, properties per version). Returns
+    /// false when it was dropped (larger than the client's maximum packet size).
+    fn send_publish(&mut self, id: ClientId, d: &Delivery, pid: Option<PacketId>, dup: bool, now: Instant) -> bool {
+        let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return false };
+        let mut alias = None;
+        let mut topic: &str = &d.msg.topic;
+        if c.alias_max_out > 0 {
+            if let Some(&a) = c.aliases_out.get(topic) {
+                alias = Some(a);
+                topic = "";
+            } else if c.aliases_out.len() < c.alias_max_out as usize {
+                let a = c.aliases_out.len() as u16 + 1;
+                c.aliases_out.insert(topic.into(), a);
+                alias = Some(a);
+            }
+        }
+        let mut properties = d.msg.properties(now, d.sub_ids.as_slice());
+        properties.topic_alias = alias;
+        let qospid = match (d.qos, pid) {
+            (QoS::AtLeastOnce, Some(p)) => QosPid::AtLeastOnce(p),
+            (QoS::ExactlyOnce, Some(p)) => QosPid::ExactlyOnce(p),
+            _ => QosPid::AtMostOnce,
+        };
+        let pkt = Packet::Publish(Publish { dup: dup && pid.is_some(), qospid, retain: d.retain, topic, properties, payload: &d.msg.payload });
+        let ok = self.send(id, &pkt);
+        if ok {
+            self.stats.messages_sent += 1;
+        } else {
+            // Too large for this client [MQTT-3.1.2-25]: dropped and counted.
+            self.stats.messages_dropped += 1;
+            if let Some(c) = self.conns.get_mut(id.slot as usize) {
+                if alias.is_some() && !topic.is_empty() {
+                    c.aliases_out.remove(&*d.msg.topic);
+                }
+            }
+        }
+        ok
+    }
+
+    fn session_of(&self, id: ClientId) -> Option<u32> {
+        self.conn(id).and_then(|c| c.session)
+    }
+
+    pub(super) fn on_puback(&mut self, id: ClientId, pid: PacketId, now: Instant) {
+        let Some(key) = self.session_of(id) else { return };
+        let s = &mut self.sessions[key as usize];
+        if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubAck) {
+            s.take_inflight(pid);
+        }
+        self.pump(id, now);
+    }
+
+    pub(super) fn on_pubrec(&mut self, id: ClientId, a: &Ack<'_>, now: Instant) {
+        let Some(key) = self.session_of(id) else { return };
+        let s = &mut self.sessions[key as usize];
+        match s.inflight_mut(a.pid) {
+            Some(i) if i.state == OutState::AwaitPubRec || i.state == OutState::AwaitPubComp => {
+                if a.reason.is_error() {
+                    // [MQTT-4.3.3-?] a failed PUBREC ends the exchange.
+                    s.take_inflight(a.pid);
+                    self.pump(id, now);
+                    return;
+                }
+                i.state = OutState::AwaitPubComp;
+                self.send(id, &Packet::PubRel(Ack::ok(a.pid)));
+            }
+            _ => {
+                let v5 = self.conn(id).is_some_and(|c| c.version.is_v5());
+                let reason = if v5 { ReasonCode::PacketIdentifierNotFound } else { ReasonCode::Success };
+                self.send(id, &Packet::PubRel(Ack { pid: a.pid, reason, properties: Properties::default() }));
+            }
+        }
+    }
+
+    pub(super) fn on_pubcomp(&mut self, id: ClientId, pid: PacketId, now: Instant) {
+        let Some(key) = self.session_of(id) else { return };
+        let s = &mut self.sessions[key as usize];
+        if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubComp) {
+            s.take_inflight(pid);
+        }
+        self.pump(id, now);
+    }
+
+    pub(super) fn on_pubrel(&mut self, id: ClientId, pid: PacketId, _now: Instant) {
+        let Some(key) = self.session_of(id) else { return };
+        let s = &mut self.sessions[key as usize];
+        let found = match s.inbound_qos2.iter().position(|p| *p == pid) {
+            Some(i) => {
+                s.inbound_qos2.swap_remove(i);
+                true
+            }
+            None => false,
+        };
+        let v5 = self.conn(id).is_some_and(|c| c.version.is_v5());
+        let reason = if found || !v5 { ReasonCode::Success } else { ReasonCode::PacketIdentifierNotFound };
+        self.send(id, &Packet::PubComp(Ack { pid, reason, properties: Properties::default() }));
+    }
+
+    /// Client info for an ACL check on delivery (unused for now; reads are checked at
+    /// subscribe time).
+    #[allow(dead_code)]
+    pub(crate) fn acl_read(&mut self, info: &ClientInfo<'_>, topic: &str) -> bool {
+        !self.hooks.provides(Point::OnAclCheck) || self.hooks.any(Point::OnAclCheck, |h| h.on_acl_check(info, topic, Access::Read))
+    }
+}

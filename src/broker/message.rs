@@ -1,0 +1,115 @@
+//! An application message as the broker keeps it: stored once, shared by every queue that
+//! delivers it (`Rc`), with the MQTT 5 properties that travel with it.
+
+use crate::packets::{Properties, Publish, QoS, SubIds, UserProps};
+use crate::time::{Duration, Instant};
+use std::rc::Rc;
+
+/// Properties forwarded with a message unchanged [MQTT-3.3.2-17..20].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageProps {
+    /// Payload format indicator.
+    pub payload_format: Option<u8>,
+    /// Content type.
+    pub content_type: Option<Box<str>>,
+    /// Response topic (request/response).
+    pub response_topic: Option<Box<str>>,
+    /// Correlation data (request/response).
+    pub correlation_data: Option<Box<[u8]>>,
+    /// User properties, kept as their encoded property block (only 0x26 entries).
+    pub user: Box<[u8]>,
+}
+
+/// An application message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name.
+    pub topic: Box<str>,
+    /// Payload.
+    pub payload: Box<[u8]>,
+    /// QoS it was published with.
+    pub qos: QoS,
+    /// Retain flag it was published with.
+    pub retain: bool,
+    /// Forwarded properties.
+    pub props: MessageProps,
+    /// When it expires: from its message expiry interval, or the server's maximum.
+    pub expires_at: Option<Instant>,
+    /// True when the publisher set a message expiry interval (only then is one forwarded).
+    pub has_expiry: bool,
+    /// The session that published it (for No Local), if any.
+    pub origin: Option<u32>,
+}
+
+/// A shared, immutable message.
+pub type MessageRef = Rc<Message>;
+
+impl Message {
+    /// Builds a message from a decoded PUBLISH (topic already resolved from any alias).
+    pub fn from_publish(p: &Publish<'_>, topic: &str, now: Instant, max_expiry: u32, origin: Option<u32>) -> Message {
+        let pr = &p.properties;
+        let expiry = match (pr.message_expiry_interval, max_expiry) {
+            (Some(e), 0) => Some(e),
+            (Some(e), m) => Some(e.min(m)),
+            (None, 0) => None,
+            (None, m) => Some(m),
+        };
+        Message {
+            topic: topic.into(),
+            payload: p.payload.into(),
+            qos: p.qospid.qos(),
+            retain: p.retain,
+            props: Message::props_from(pr),
+            expires_at: expiry.map(|e| now + Duration::from_secs(e as u64)),
+            has_expiry: pr.message_expiry_interval.is_some(),
+            origin,
+        }
+    }
+
+    /// The forwarded properties of a PUBLISH or will, owned.
+    pub fn props_from(pr: &Properties<'_>) -> MessageProps {
+        let mut user = Vec::new();
+        for (k, v) in pr.user.iter() {
+            user.push(0x26);
+            user.extend_from_slice(&(k.len() as u16).to_be_bytes());
+            user.extend_from_slice(k.as_bytes());
+            user.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            user.extend_from_slice(v.as_bytes());
+        }
+        MessageProps {
+            payload_format: pr.payload_format_indicator,
+            content_type: pr.content_type.map(Into::into),
+            response_topic: pr.response_topic.map(Into::into),
+            correlation_data: pr.correlation_data.map(Into::into),
+            user: user.into(),
+        }
+    }
+
+    /// True once the message expiry interval has passed [MQTT-3.3.2-5].
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| now >= t)
+    }
+
+    /// Bytes this message accounts for in queue and retained budgets.
+    pub fn cost(&self) -> usize {
+        self.payload.len() + self.topic.len() + self.props.user.len() + 64
+    }
+
+    /// The properties to send with it: the remaining expiry interval [MQTT-3.3.2-6], the
+    /// forwarded ones, and the subscription identifiers of the matching subscriptions.
+    pub fn properties<'a>(&'a self, now: Instant, sub_ids: &'a [u32]) -> Properties<'a> {
+        Properties {
+            payload_format_indicator: self.props.payload_format,
+            message_expiry_interval: self.expires_at.filter(|_| self.has_expiry).map(|t| {
+                let left = t.saturating_since(now).millis();
+                left.div_ceil(1000).max(1) as u32
+            }),
+            content_type: self.props.content_type.as_deref(),
+            response_topic: self.props.response_topic.as_deref(),
+            correlation_data: self.props.correlation_data.as_deref(),
+            user: UserProps::Raw(&self.props.user),
+            subscription_ids: SubIds::List(sub_ids),
+            ..Properties::default()
+        }
+    }
+}

@@ -1,0 +1,667 @@
+//! The socket-free core: connection slots, sessions, the router and the hook chain, driven by
+//! calls that carry bytes and the time. Every protocol scenario can be run here without sockets:
+//! [`Broker::accept`], [`Broker::on_bytes`], [`Broker::tick`], then read what the broker wants
+//! written with [`Broker::output`] and [`Broker::consume_output`].
+//!
+//! The broker never reads a clock, never touches a socket and never blocks.
+
+pub mod conn;
+mod connect;
+mod flow;
+pub mod message;
+mod subscribe;
+
+pub use conn::{ClientId, PeerInfo};
+pub use message::{Message, MessageRef};
+
+use crate::hooks::{ClientInfo, HookChain, Point};
+use crate::options::Options;
+use crate::packets::{self, Packet, Properties, ReasonCode, Version};
+use crate::session::Session;
+use crate::sys::Stats;
+use crate::time::{Duration, Instant};
+use crate::topics::{Retained, Trie};
+use conn::{Conn, ConnState};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+/// A subscription as stored in the trie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SubEntry {
+    pub(crate) opts: packets::SubOptions,
+    pub(crate) id: Option<u32>,
+}
+
+/// Why a connection could not be accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcceptError {
+    /// `max_clients` connections are open.
+    Full,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Conn(u32),
+    Session(u32),
+    Sys,
+}
+
+/// The broker core.
+pub struct Broker {
+    pub(crate) opts: Options,
+    pub(crate) conns: Slab<Conn>,
+    gens: Vec<u16>,
+    pub(crate) sessions: Slab<Session>,
+    pub(crate) by_client_id: HashMap<Box<str>, u32>,
+    pub(crate) subs: Trie<u32, SubEntry>,
+    pub(crate) retained: Retained<MessageRef>,
+    pub(crate) retained_bytes: usize,
+    pub(crate) hooks: HookChain,
+    pub(crate) stats: Stats,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    flush: Vec<ClientId>,
+    close: Vec<ClientId>,
+    pool: Vec<Vec<u8>>,
+    pub(crate) epoch: u32,
+    pub(crate) route_scratch: Vec<(u32, crate::session::Delivery)>,
+    assigned: u64,
+    started: bool,
+}
+
+impl core::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Broker").field("conns", &self.conns.len()).field("sessions", &self.sessions.len()).finish()
+    }
+}
+
+impl Broker {
+    /// A broker with these options (validated by the caller) and no hooks.
+    pub fn new(opts: Options) -> Broker {
+        Broker {
+            conns: Slab::new(),
+            gens: Vec::new(),
+            sessions: Slab::new(),
+            by_client_id: HashMap::new(),
+            subs: Trie::new(),
+            retained: Retained::new(),
+            retained_bytes: 0,
+            hooks: HookChain::default(),
+            stats: Stats::default(),
+            timers: BinaryHeap::new(),
+            flush: Vec::new(),
+            close: Vec::new(),
+            pool: Vec::new(),
+            epoch: 0,
+            route_scratch: Vec::new(),
+            assigned: 0,
+            started: false,
+            opts,
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// The hook chain.
+    pub fn hooks_mut(&mut self) -> &mut HookChain {
+        &mut self.hooks
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self, now: Instant) -> Stats {
+        let mut s = self.stats.clone();
+        s.uptime_ms = now.millis();
+        s.clients_disconnected = self.sessions.iter().filter(|(k, _)| !self.session_online(*k as u32)).count() as u64;
+        s.subscriptions = self.subs.len() as u64;
+        s.retained_messages = self.retained.len() as u64;
+        s.inflight = self.sessions.iter().map(|(_, s)| s.inflight.len() as u64).sum();
+        s.buffer_bytes = self.conns.iter().map(|(_, c)| (c.rx.capacity() + c.tx.capacity()) as u64).sum::<u64>()
+            + self.pool.iter().map(|b| b.capacity() as u64).sum::<u64>();
+        s
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of sessions (connected or not).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub(crate) fn session_online(&self, key: u32) -> bool {
+        self.conns.iter().any(|(_, c)| c.session == Some(key) && c.state == ConnState::Connected)
+    }
+
+    /// Starts timers that run without connections ($SYS). Called once by the server.
+    pub fn start(&mut self, now: Instant) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if self.opts.sys_interval_secs > 0 {
+            self.timers.push(Reverse((now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys)));
+        }
+        self.hooks.each(Point::OnStarted, |h| h.on_started());
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Connections
+
+    /// A new connection from `peer`. Refused at `max_clients`.
+    pub fn accept(&mut self, peer: PeerInfo, now: Instant) -> Result<ClientId, AcceptError> {
+        if self.conns.len() >= self.opts.max_clients {
+            return Err(AcceptError::Full);
+        }
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        if self.gens.len() <= slot {
+            self.gens.resize(slot + 1, 0);
+        }
+        let id = ClientId { slot: slot as u16, gen: self.gens[slot] };
+        entry.insert(Conn::new(id, peer, now));
+        self.stats.connections_total += 1;
+        let deadline = now + Duration::from_millis(self.opts.connect_timeout_ms);
+        self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
+        Ok(id)
+    }
+
+    pub(crate) fn conn(&self, id: ClientId) -> Option<&Conn> {
+        self.conns.get(id.slot as usize).filter(|c| c.id == id)
+    }
+
+    pub(crate) fn conn_mut(&mut self, id: ClientId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.slot as usize).filter(|c| c.id == id)
+    }
+
+    /// Bytes arrived from the socket of `id`. Whole frames are processed directly from `data`;
+    /// a partial frame at the end is kept in the connection's buffer.
+    pub fn on_bytes(&mut self, id: ClientId, data: &[u8], now: Instant) {
+        let Some(c) = self.conn_mut(id) else { return };
+        if c.state == ConnState::Closing {
+            return;
+        }
+        self.stats.bytes_received += data.len() as u64;
+        let c = match self.conn_mut(id) {
+            Some(c) => c,
+            None => return,
+        };
+        if c.rx.is_empty() {
+            let used = self.process(id, data, now);
+            let rest = &data[used.min(data.len())..];
+            if !rest.is_empty() {
+                let mut buf = self.take_buf();
+                buf.extend_from_slice(rest);
+                if let Some(c) = self.conn_mut(id) {
+                    c.rx = buf;
+                }
+            }
+        } else {
+            let mut buf = core::mem::take(&mut c.rx);
+            buf.extend_from_slice(data);
+            let used = self.process(id, &buf, now);
+            buf.drain(..used.min(buf.len()));
+            if buf.is_empty() {
+                self.give_buf(buf);
+            } else if let Some(c) = self.conn_mut(id) {
+                c.rx = buf;
+            }
+        }
+        self.after_input(id);
+    }
+
+    /// Decodes and handles whole frames from `buf`; returns the bytes consumed.
+    fn process(&mut self, id: ClientId, buf: &[u8], now: Instant) -> usize {
+        let mut used = 0;
+        loop {
+            let Some(c) = self.conn(id) else { return buf.len() };
+            if c.state == ConnState::Closing {
+                return buf.len();
+            }
+            let version = c.version;
+            match packets::decode(&buf[used..], version, self.opts.max_packet_size) {
+                Ok(Some((pkt, n))) => {
+                    used += n;
+                    self.stats.packets_received += 1;
+                    if let Some(c) = self.conn_mut(id) {
+                        c.last_rx = now;
+                    }
+                    self.handle(id, pkt, now);
+                }
+                Ok(None) => return used,
+                Err(e) => {
+                    log::debug!("{id:?}: {e}");
+                    self.protocol_error(id, e.reason_code(), now);
+                    return buf.len();
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, id: ClientId, pkt: Packet<'_>, now: Instant) {
+        let Some(c) = self.conn(id) else { return };
+        let state = c.state;
+        if self.hooks.provides(Point::OnPacketRead) {
+            let (info, hooks) = self.client_info_and_hooks(id);
+            if let Some(info) = info {
+                hooks.each(Point::OnPacketRead, |h| h.on_packet_read(&info, &pkt));
+            }
+        }
+        match (state, pkt) {
+            (ConnState::AwaitConnect, Packet::Connect(c)) => self.on_connect(id, &c, now),
+            // [MQTT-3.1.0-1] the first packet must be CONNECT: close without CONNACK.
+            (ConnState::AwaitConnect, _) => self.close_now(id, ReasonCode::ProtocolError, now),
+            (ConnState::Authenticating, Packet::Auth(a)) => self.on_auth(id, &a, now),
+            (ConnState::Authenticating, _) => self.protocol_error(id, ReasonCode::ProtocolError, now),
+            // [MQTT-3.1.0-2] a second CONNECT is a protocol error.
+            (ConnState::Connected, Packet::Connect(_)) => self.protocol_error(id, ReasonCode::ProtocolError, now),
+            (ConnState::Connected, Packet::Publish(p)) => self.on_publish(id, &p, now),
+            (ConnState::Connected, Packet::PubAck(a)) => self.on_puback(id, a.pid, now),
+            (ConnState::Connected, Packet::PubRec(a)) => self.on_pubrec(id, &a, now),
+            (ConnState::Connected, Packet::PubRel(a)) => self.on_pubrel(id, a.pid, now),
+            (ConnState::Connected, Packet::PubComp(a)) => self.on_pubcomp(id, a.pid, now),
+            (ConnState::Connected, Packet::Subscribe(s)) => self.on_subscribe(id, &s, now),
+            (ConnState::Connected, Packet::Unsubscribe(u)) => self.on_unsubscribe(id, &u, now),
+            (ConnState::Connected, Packet::PingReq) => {
+                self.send(id, &Packet::PingResp);
+            }
+            (ConnState::Connected, Packet::Disconnect(d)) => self.on_client_disconnect(id, &d, now),
+            (ConnState::Connected, Packet::Auth(a)) => self.on_auth(id, &a, now),
+            // Server-to-client packets from a client.
+            (ConnState::Connected, _) => self.protocol_error(id, ReasonCode::ProtocolError, now),
+            (ConnState::Closing, _) => {}
+        }
+    }
+
+    /// The client info of a connection (for hooks), borrowed alongside the hook chain.
+    pub(crate) fn client_info_and_hooks(&mut self, id: ClientId) -> (Option<ClientInfo<'_>>, &mut HookChain) {
+        let info = self.conns.get(id.slot as usize).filter(|c| c.id == id).map(|c| ClientInfo {
+            client_id: c.session.and_then(|k| self.sessions.get(k as usize)).map_or("", |s| &s.client_id),
+            username: c.username.as_deref(),
+            remote: &c.peer.remote,
+            listener: &c.peer.listener,
+            version: c.version,
+            inline: false,
+        });
+        (info, &mut self.hooks)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Output
+
+    /// Encodes a packet into the connection's output. Packets larger than the client's maximum
+    /// packet size are not sent [MQTT-3.1.2-24]; returns false then.
+    pub(crate) fn send(&mut self, id: ClientId, pkt: &Packet<'_>) -> bool {
+        let Some(slot) = self.conns.get(id.slot as usize) else { return false };
+        if slot.id != id {
+            return false;
+        }
+        let need = pkt.encoded_len(slot.version);
+        if need > slot.max_packet_out as usize {
+            return false;
+        }
+        if slot.tx.capacity() == 0 {
+            let buf = self.take_buf();
+            if let Some(c) = self.conns.get_mut(id.slot as usize) {
+                c.tx = buf;
+            }
+        }
+        let Some(c) = self.conns.get_mut(id.slot as usize) else { return false };
+        let ok = pkt.encode(c.version, &mut c.tx).is_ok();
+        if ok {
+            self.stats.packets_sent += 1;
+            if !c.flagged {
+                c.flagged = true;
+                self.flush.push(id);
+            }
+        }
+        ok
+    }
+
+    /// The bytes waiting to be written to the socket of `id`.
+    pub fn output(&self, id: ClientId) -> &[u8] {
+        self.conn(id).map_or(&[], |c| &c.tx)
+    }
+
+    /// `n` bytes of [`Broker::output`] were written; more queued messages are encoded as room
+    /// frees up.
+    pub fn consume_output(&mut self, id: ClientId, n: usize, now: Instant) {
+        self.stats.bytes_sent += n as u64;
+        let Some(c) = self.conn_mut(id) else { return };
+        let n = n.min(c.tx.len());
+        c.tx.drain(..n);
+        if c.tx.is_empty() {
+            let buf = core::mem::take(&mut c.tx);
+            self.give_buf(buf);
+        }
+        self.pump(id, now);
+    }
+
+    /// Connections with new output since the last call (the server writes to them).
+    pub fn take_flushes(&mut self, out: &mut Vec<ClientId>) {
+        for id in self.flush.drain(..) {
+            if let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) {
+                c.flagged = false;
+                out.push(id);
+            }
+        }
+    }
+
+    /// Connections the broker has finished with: the server flushes what output it can, closes
+    /// the socket and calls [`Broker::release`].
+    pub fn take_closes(&mut self, out: &mut Vec<ClientId>) {
+        out.append(&mut self.close);
+    }
+
+    /// True when the broker is done with this connection and waits for the socket to close.
+    pub fn is_closing(&self, id: ClientId) -> bool {
+        self.conn(id).is_none_or(|c| c.state == ConnState::Closing)
+    }
+
+    fn take_buf(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| Vec::with_capacity(self.opts.buffer_size))
+    }
+
+    fn give_buf(&mut self, mut b: Vec<u8>) {
+        b.clear();
+        // Only buffers of the pooled size come back; larger ones (a big frame) are freed, and
+        // the pool itself is bounded by the buffer memory budget.
+        if b.capacity() == self.opts.buffer_size
+            && (self.pool.len() + 1) * self.opts.buffer_size <= self.opts.buffer_memory / 4
+        {
+            self.pool.push(b);
+        }
+    }
+
+    fn after_input(&mut self, _id: ClientId) {}
+
+    // -----------------------------------------------------------------------------------------
+    // Closing
+
+    /// The socket of `id` closed or failed (no DISCONNECT seen): the will is published per the
+    /// rules, the session detached, and the slot freed.
+    pub fn on_closed(&mut self, id: ClientId, now: Instant) {
+        if let Some(c) = self.conn(id) {
+            if c.state != ConnState::Closing {
+                self.detach(id, true, ReasonCode::UnspecifiedError, now);
+            }
+            self.release(id);
+        }
+    }
+
+    /// Frees the slot of a closed connection.
+    pub fn release(&mut self, id: ClientId) {
+        if self.conn(id).is_none() {
+            return;
+        }
+        let c = self.conns.remove(id.slot as usize);
+        self.gens[id.slot as usize] = self.gens[id.slot as usize].wrapping_add(1);
+        self.give_buf(c.rx);
+        self.give_buf(c.tx);
+    }
+
+    /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
+    /// published [MQTT-3.1.2-8].
+    pub fn disconnect(&mut self, id: ClientId, reason: ReasonCode, now: Instant) {
+        self.protocol_error(id, reason, now);
+    }
+
+    /// A protocol violation or server-side close: CONNACK (before CONNECT is accepted) or
+    /// DISCONNECT (5.0) with the reason code, then close with the will.
+    pub(crate) fn protocol_error(&mut self, id: ClientId, reason: ReasonCode, now: Instant) {
+        let Some(c) = self.conn(id) else { return };
+        match c.state {
+            ConnState::Closing => return,
+            ConnState::AwaitConnect | ConnState::Authenticating => {
+                if c.version.is_v5() || reason == ReasonCode::UnsupportedProtocolVersion {
+                    let ack = packets::ConnAck { session_present: false, reason, properties: Properties::default() };
+                    self.send(id, &Packet::ConnAck(ack));
+                }
+            }
+            ConnState::Connected => {
+                if c.version.is_v5() {
+                    let d = packets::Disconnect { reason, properties: Properties::default() };
+                    self.send(id, &Packet::Disconnect(d));
+                }
+            }
+        }
+        self.close_now(id, reason, now);
+    }
+
+    /// Closes the connection without sending anything more (the will is published).
+    pub(crate) fn close_now(&mut self, id: ClientId, reason: ReasonCode, now: Instant) {
+        let Some(c) = self.conn(id) else { return };
+        if c.state == ConnState::Closing {
+            return;
+        }
+        self.detach(id, true, reason, now);
+    }
+
+    /// Moves the connection to Closing, detaches its session (ending it when its expiry is 0)
+    /// and handles the will.
+    pub(crate) fn detach(&mut self, id: ClientId, with_will: bool, reason: ReasonCode, now: Instant) {
+        let Some(c) = self.conn_mut(id) else { return };
+        let was_connected = c.state == ConnState::Connected;
+        c.state = ConnState::Closing;
+        let session = c.session.take();
+        self.close.push(id);
+        if was_connected {
+            self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
+        }
+        let Some(key) = session else { return };
+        let expire = self.sessions.get(key as usize).is_some_and(|s| s.expiry_secs == 0);
+        let (info_cid, info_user, remote, listener, version) = {
+            let c = &self.conns[id.slot as usize];
+            let s = &self.sessions[key as usize];
+            (s.client_id.to_string(), c.username.clone(), c.peer.remote.clone(), c.peer.listener.clone(), c.version)
+        };
+        let info = ClientInfo {
+            client_id: &info_cid,
+            username: info_user.as_deref(),
+            remote: &remote,
+            listener: &listener,
+            version,
+            inline: false,
+        };
+        self.hooks.each(Point::OnDisconnect, |h| h.on_disconnect(&info, reason, expire));
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
+        if !with_will {
+            s.will = None;
+        }
+        if s.will.as_ref().is_some_and(|w| w.delay_secs > 0 && s.expiry_secs > 0) {
+            // [MQTT-3.1.3-9] the will waits for its delay (or the session's end).
+            let delay = s.will.as_ref().map_or(0, |w| w.delay_secs).min(s.expiry_secs);
+            let at = now + Duration::from_secs(delay as u64);
+            s.will_at = Some(at);
+            self.timers.push(Reverse((at, Timer::Session(key))));
+        } else {
+            self.publish_will(key, now);
+        }
+        if expire {
+            self.remove_session(key, now);
+        } else if let Some(s) = self.sessions.get_mut(key as usize) {
+            if s.expiry_secs != u32::MAX {
+                let at = now + Duration::from_secs(s.expiry_secs as u64);
+                s.expires_at = Some(at);
+                self.timers.push(Reverse((at, Timer::Session(key))));
+            }
+        }
+    }
+
+    /// Publishes and clears the session's will.
+    pub(crate) fn publish_will(&mut self, key: u32, now: Instant) {
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
+        s.will_at = None;
+        let Some(will) = s.will.take() else { return };
+        let client_id = s.client_id.to_string();
+        let view = crate::hooks::MessageView {
+            topic: &will.msg.topic,
+            payload: &will.msg.payload,
+            qos: will.msg.qos.as_u8(),
+            retain: will.msg.retain,
+        };
+        self.hooks.each(Point::OnWill, |h| h.on_will(&client_id, &view));
+        if will.msg.retain {
+            self.store_retained(&will.msg);
+        }
+        self.route(&will.msg, now);
+        let view = crate::hooks::MessageView {
+            topic: &will.msg.topic,
+            payload: &will.msg.payload,
+            qos: will.msg.qos.as_u8(),
+            retain: will.msg.retain,
+        };
+        self.hooks.each(Point::OnWillSent, |h| h.on_will_sent(&client_id, &view));
+    }
+
+    /// Removes a session: its subscriptions, queue, inflight and client-id entry.
+    pub(crate) fn remove_session(&mut self, key: u32, _now: Instant) {
+        if !self.sessions.contains(key as usize) {
+            return;
+        }
+        let s = self.sessions.remove(key as usize);
+        for sub in &s.subs {
+            self.unsubscribe_filter(key, &sub.filter);
+        }
+        if self.by_client_id.get(&s.client_id) == Some(&key) {
+            self.by_client_id.remove(&s.client_id);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Time
+
+    /// The earliest deadline the broker cares about, for the poll timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Runs every timer due at `now`: connect timeouts, keep alive, delayed wills, session
+    /// expiry, `$SYS` publication.
+    pub fn tick(&mut self, now: Instant) {
+        while let Some(&Reverse((t, timer))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Conn(raw) => self.conn_timer(ClientId::from_u32(raw), now),
+                Timer::Session(key) => self.session_timer(key, now),
+                Timer::Sys => {
+                    self.publish_sys(now);
+                    let next = now + Duration::from_secs(self.opts.sys_interval_secs.max(1) as u64);
+                    self.timers.push(Reverse((next, Timer::Sys)));
+                }
+            }
+        }
+    }
+
+    fn conn_timer(&mut self, id: ClientId, now: Instant) {
+        let Some(c) = self.conn(id) else { return };
+        let deadline = match c.state {
+            ConnState::Closing => return,
+            ConnState::AwaitConnect | ConnState::Authenticating => {
+                c.accepted_at + Duration::from_millis(self.opts.connect_timeout_ms)
+            }
+            ConnState::Connected if c.keep_alive_ms == 0 => return,
+            // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
+            ConnState::Connected => c.last_rx + Duration::from_millis(c.keep_alive_ms + c.keep_alive_ms / 2),
+        };
+        if deadline <= now {
+            log::debug!("{id:?}: timed out");
+            self.protocol_error(id, ReasonCode::KeepAliveTimeout, now);
+        } else {
+            self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
+        }
+    }
+
+    /// Arms the keep-alive timer of a connection that just connected.
+    pub(crate) fn arm_keep_alive(&mut self, id: ClientId, now: Instant) {
+        if let Some(c) = self.conn(id) {
+            if c.keep_alive_ms > 0 {
+                let at = now + Duration::from_millis(c.keep_alive_ms + c.keep_alive_ms / 2);
+                self.timers.push(Reverse((at, Timer::Conn(id.to_u32()))));
+            }
+        }
+    }
+
+    fn session_timer(&mut self, key: u32, now: Instant) {
+        let Some(s) = self.sessions.get(key as usize) else { return };
+        if s.will_at.is_some_and(|t| t <= now) {
+            self.publish_will(key, now);
+        }
+        let Some(s) = self.sessions.get(key as usize) else { return };
+        if s.expires_at.is_some_and(|t| t <= now) && !self.session_online(key) {
+            self.publish_will(key, now);
+            let cid = self.sessions[key as usize].client_id.to_string();
+            self.remove_session(key, now);
+            self.hooks.each(Point::OnClientExpired, |h| h.on_client_expired(&cid));
+        }
+    }
+
+    fn publish_sys(&mut self, now: Instant) {
+        // Expired retained messages are swept here too.
+        let mut freed = 0;
+        self.retained.retain_mut(|_, m| {
+            let keep = !m.expired(now);
+            if !keep {
+                freed += m.cost();
+            }
+            keep
+        });
+        self.retained_bytes -= freed.min(self.retained_bytes);
+        let stats = self.stats(now);
+        for (topic, value) in stats.topics(env!("CARGO_PKG_VERSION")) {
+            let msg = Message {
+                topic: topic.into(),
+                payload: value.into_bytes().into(),
+                qos: packets::QoS::AtMostOnce,
+                retain: true,
+                props: Default::default(),
+                expires_at: None,
+                has_expiry: false,
+                origin: None,
+            };
+            let msg = std::rc::Rc::new(msg);
+            self.store_retained(&msg);
+            self.route(&msg, now);
+        }
+    }
+
+    /// Publishes a message from the embedding program (the inline client): no ACL, `$SYS`
+    /// allowed.
+    pub fn publish(&mut self, topic: &str, payload: &[u8], retain: bool, qos: packets::QoS, now: Instant) -> usize {
+        let msg = std::rc::Rc::new(Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos,
+            retain,
+            props: Default::default(),
+            expires_at: None,
+            has_expiry: false,
+            origin: None,
+        });
+        if retain {
+            self.store_retained(&msg);
+        }
+        self.route(&msg, now)
+    }
+
+    /// Sends DISCONNECT 0x8B to every 5.0 client and closes every connection (graceful stop).
+    pub fn shutdown(&mut self, now: Instant) {
+        let ids: Vec<ClientId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        for id in ids {
+            self.protocol_error(id, ReasonCode::ServerShuttingDown, now);
+        }
+        self.hooks.each(Point::OnStopped, |h| h.on_stopped());
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn version_of(&self, id: ClientId) -> Version {
+        self.conn(id).map_or(Version::V3_1_1, |c| c.version)
+    }
+}

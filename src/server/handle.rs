@@ -1,0 +1,76 @@
+//! The handle other threads use to talk to a running server: a command channel plus a
+//! `mio::Waker`, so the loop wakes without locks on its per-message path.
+
+use crate::packets::QoS;
+use crate::sys::Stats;
+use mio::Waker;
+use std::sync::{mpsc, Arc};
+
+/// A request to the loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Publish as the inline client.
+    Publish {
+        /// Topic name (any, `$SYS` included).
+        topic: String,
+        /// Payload.
+        payload: Vec<u8>,
+        /// Retain flag.
+        retain: bool,
+        /// QoS.
+        qos: QoS,
+    },
+    /// Reply with a stats snapshot.
+    Stats(mpsc::Sender<Stats>),
+    /// Stop gracefully.
+    Stop,
+}
+
+/// `Send + Clone`: usable from any thread while the server runs.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+/// The server is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stopped;
+
+impl core::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the server has stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+impl Handle {
+    pub(crate) fn new(tx: mpsc::Sender<Command>, waker: Arc<Waker>) -> Handle {
+        Handle { tx, waker }
+    }
+
+    /// Sends a command and wakes the loop.
+    pub fn send(&self, cmd: Command) -> Result<(), Stopped> {
+        self.tx.send(cmd).map_err(|_| Stopped)?;
+        self.waker.wake().map_err(|_| Stopped)
+    }
+
+    /// Publishes a message as the inline client (no ACL; may write `$SYS`).
+    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool, qos: u8) -> Result<(), Stopped> {
+        let qos = QoS::from_u8(qos.min(2)).unwrap_or(QoS::AtMostOnce);
+        self.send(Command::Publish { topic: topic.into(), payload: payload.into(), retain, qos })
+    }
+
+    /// A snapshot of the counters (waits for the loop to answer).
+    pub fn stats(&self) -> Result<Stats, Stopped> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Stats(tx))?;
+        rx.recv().map_err(|_| Stopped)
+    }
+
+    /// Stops the server: DISCONNECT 0x8B to 5.0 clients, then `serve` returns.
+    pub fn stop(&self) -> Result<(), Stopped> {
+        self.send(Command::Stop)
+    }
+}

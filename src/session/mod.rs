@@ -1,0 +1,283 @@
+//! Per-client MQTT state that outlives a connection: subscriptions, the bounded outbound queue,
+//! the outbound inflight window with packet-id allocation, inbound QoS 2 state, the will and
+//! session expiry. Pure data driven by the broker; no sockets, no clock reads, no hooks.
+
+use crate::broker::message::MessageRef;
+use crate::packets::{PacketId, QoS, SubOptions};
+use crate::time::Instant;
+use std::collections::VecDeque;
+
+/// Subscription identifiers that apply to one delivery. Rarely more than one, so no allocation
+/// for the common cases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SubIdList {
+    /// None.
+    #[default]
+    None,
+    /// One identifier.
+    One(u32),
+    /// Several (overlapping subscriptions with identifiers).
+    Many(Box<[u32]>),
+}
+
+impl SubIdList {
+    /// As a slice.
+    pub fn as_slice(&self) -> &[u32] {
+        match self {
+            SubIdList::None => &[],
+            SubIdList::One(x) => core::slice::from_ref(x),
+            SubIdList::Many(v) => v,
+        }
+    }
+
+    /// Adds an identifier.
+    pub fn push(&mut self, id: u32) {
+        *self = match core::mem::take(self) {
+            SubIdList::None => SubIdList::One(id),
+            SubIdList::One(a) => SubIdList::Many(Box::new([a, id])),
+            SubIdList::Many(v) => {
+                let mut v = v.into_vec();
+                v.push(id);
+                SubIdList::Many(v.into())
+            }
+        }
+    }
+}
+
+/// One message on its way to this session's client.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The shared message.
+    pub msg: MessageRef,
+    /// QoS it is delivered at: min(published, granted) [MQTT-3.8.4-8].
+    pub qos: QoS,
+    /// RETAIN flag to send.
+    pub retain: bool,
+    /// Subscription identifiers of the matching subscriptions [MQTT-3.3.4-3].
+    pub sub_ids: SubIdList,
+}
+
+/// Where an outbound QoS 1/2 message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutState {
+    /// QoS 1 PUBLISH sent, waiting for PUBACK.
+    AwaitPubAck,
+    /// QoS 2 PUBLISH sent, waiting for PUBREC.
+    AwaitPubRec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    AwaitPubComp,
+}
+
+/// An outbound QoS 1/2 message in flight.
+#[derive(Clone, Debug)]
+pub struct Inflight {
+    /// Its packet identifier.
+    pub pid: PacketId,
+    /// The delivery.
+    pub d: Delivery,
+    /// Where it stands.
+    pub state: OutState,
+    /// Whether it has been written to the connection at least once (resends carry DUP).
+    pub sent: bool,
+}
+
+/// The will, owned.
+#[derive(Clone, Debug)]
+pub struct WillMessage {
+    /// The message to publish.
+    pub msg: MessageRef,
+    /// Will delay interval in seconds (5.0).
+    pub delay_secs: u32,
+}
+
+/// A subscription as the session remembers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// The filter as subscribed, including any `$share/group/` prefix.
+    pub filter: Box<str>,
+    /// Options.
+    pub opts: SubOptions,
+    /// Subscription identifier, if any.
+    pub id: Option<u32>,
+}
+
+/// Why a message was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueFull {
+    /// The new message was dropped.
+    DroppedNew,
+    /// The oldest message was dropped to make room.
+    DroppedOldest,
+}
+
+/// A session.
+#[derive(Debug)]
+pub struct Session {
+    /// Client identifier.
+    pub client_id: Box<str>,
+    /// Session expiry interval in seconds (0: ends with the connection; u32::MAX: never).
+    pub expiry_secs: u32,
+    /// When an offline session expires.
+    pub expires_at: Option<Instant>,
+    /// Subscriptions.
+    pub subs: Vec<Subscription>,
+    /// Messages waiting for the inflight window or for the client to come back.
+    pub queue: VecDeque<Delivery>,
+    /// Bytes accounted to `queue`.
+    pub queued_bytes: usize,
+    /// Outbound QoS 1/2 messages in flight, in send order.
+    pub inflight: Vec<Inflight>,
+    next_pid: u16,
+    /// Inbound QoS 2 packet identifiers that got PUBREC and await PUBREL.
+    pub inbound_qos2: Vec<PacketId>,
+    /// The will of the current (or last) connection.
+    pub will: Option<WillMessage>,
+    /// When a delayed will is due (offline session only).
+    pub will_at: Option<Instant>,
+    /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
+    pub(crate) route_mark: (u32, u32),
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(client_id: &str) -> Session {
+        Session {
+            client_id: client_id.into(),
+            expiry_secs: 0,
+            expires_at: None,
+            subs: Vec::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: Vec::new(),
+            next_pid: 0,
+            inbound_qos2: Vec::new(),
+            will: None,
+            will_at: None,
+            route_mark: (0, 0),
+        }
+    }
+
+    /// Queues a delivery within the bounds. QoS 0 finding the queue full is dropped; QoS 1/2
+    /// follows `drop_oldest`. `Err` reports a drop (the caller counts it).
+    pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool) -> Result<(), QueueFull> {
+        let cost = d.msg.cost();
+        let full = |s: &Session| s.queue.len() >= max_msgs || s.queued_bytes + cost > max_bytes;
+        if full(self) {
+            if d.qos == QoS::AtMostOnce || !drop_oldest {
+                return Err(QueueFull::DroppedNew);
+            }
+            while full(self) {
+                match self.queue.pop_front() {
+                    Some(old) => self.queued_bytes -= old.msg.cost(),
+                    None => return Err(QueueFull::DroppedNew),
+                }
+            }
+            self.push(d, cost);
+            return Err(QueueFull::DroppedOldest);
+        }
+        self.push(d, cost);
+        Ok(())
+    }
+
+    fn push(&mut self, d: Delivery, cost: usize) {
+        self.queued_bytes += cost;
+        self.queue.push_back(d);
+    }
+
+    /// Takes the next queued delivery.
+    pub fn pop(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.msg.cost();
+        Some(d)
+    }
+
+    /// Allocates a packet identifier not in use by an inflight message; `None` when all
+    /// 65535 are taken (cannot happen while the window is at most 65535).
+    pub fn alloc_pid(&mut self) -> Option<PacketId> {
+        for _ in 0..u16::MAX {
+            self.next_pid = self.next_pid.wrapping_add(1);
+            let Some(pid) = PacketId::new(self.next_pid) else { continue };
+            if !self.inflight.iter().any(|i| i.pid == pid) {
+                return Some(pid);
+            }
+        }
+        None
+    }
+
+    /// The inflight entry with this identifier.
+    pub fn inflight_mut(&mut self, pid: PacketId) -> Option<&mut Inflight> {
+        self.inflight.iter_mut().find(|i| i.pid == pid)
+    }
+
+    /// Removes and returns the inflight entry with this identifier.
+    pub fn take_inflight(&mut self, pid: PacketId) -> Option<Inflight> {
+        let i = self.inflight.iter().position(|i| i.pid == pid)?;
+        Some(self.inflight.remove(i))
+    }
+
+    /// Drops everything a clean start discards, keeping the client id.
+    pub fn clear(&mut self) {
+        let id = core::mem::take(&mut self.client_id);
+        *self = Session::new("");
+        self.client_id = id;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::message::{Message, MessageProps};
+    use std::rc::Rc;
+
+    fn delivery(qos: QoS, len: usize) -> Delivery {
+        let msg = Rc::new(Message {
+            topic: "t".into(),
+            payload: vec![0; len].into(),
+            qos,
+            retain: false,
+            props: MessageProps::default(),
+            expires_at: None,
+            has_expiry: false,
+            origin: None,
+        });
+        Delivery { msg, qos, retain: false, sub_ids: SubIdList::None }
+    }
+
+    #[test]
+    fn a_full_queue_drops_qos0_and_keeps_the_old_messages() {
+        let mut s = Session::new("c");
+        assert!(s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, 1 << 20, true).is_ok());
+        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true), Err(QueueFull::DroppedNew));
+        assert_eq!(s.queue.len(), 1);
+        assert_eq!(s.queue[0].qos, QoS::AtLeastOnce);
+    }
+
+    #[test]
+    fn drop_oldest_makes_room_for_a_qos1_message() {
+        let mut s = Session::new("c");
+        s.enqueue(delivery(QoS::AtLeastOnce, 1), 2, 1 << 20, true).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 2), 2, 1 << 20, true).unwrap();
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, 1 << 20, true), Err(QueueFull::DroppedOldest));
+        let lens: Vec<_> = s.queue.iter().map(|d| d.msg.payload.len()).collect();
+        assert_eq!(lens, [2, 3]);
+    }
+
+    #[test]
+    fn the_byte_bound_counts_payloads_and_is_returned_on_pop() {
+        let mut s = Session::new("c");
+        let one = delivery(QoS::AtLeastOnce, 100).msg.cost();
+        s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false).unwrap();
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false), Err(QueueFull::DroppedNew));
+        s.pop().unwrap();
+        assert_eq!(s.queued_bytes, 0);
+    }
+
+    #[test]
+    fn packet_ids_skip_ids_in_flight_and_never_zero() {
+        let mut s = Session::new("c");
+        let p1 = s.alloc_pid().unwrap();
+        s.inflight.push(Inflight { pid: p1, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
+        s.next_pid = u16::MAX; // wrap: next would be 0 (skipped) then 1 (in use) then 2
+        assert_eq!(s.alloc_pid().unwrap().get(), 2);
+    }
+}

@@ -1,0 +1,7 @@
+//! Protocol scenarios through the socket-free broker: feed bytes, move the clock, assert the
+//! exact bytes out. Modules by spec area.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod connect;
