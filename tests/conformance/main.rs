@@ -5,3 +5,6 @@
 mod common;
 
 mod connect;
+mod qos;
+mod retain;
+mod will;
