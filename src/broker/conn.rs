@@ -89,6 +89,10 @@ pub struct Conn {
     pub(crate) flagged: bool,
     /// Authentication method of an enhanced authentication in progress or done.
     pub(crate) auth_method: Option<Box<str>>,
+    /// The CONNECT being authenticated (raw bytes, decoded again when the exchange succeeds).
+    pub(crate) pending_connect: Option<Box<[u8]>>,
+    /// A re-authentication is in progress.
+    pub(crate) reauth: bool,
 }
 
 impl Conn {
@@ -114,6 +118,8 @@ impl Conn {
             connect_expiry: 0,
             flagged: false,
             auth_method: None,
+            pending_connect: None,
+            reauth: false,
         }
     }
 }

@@ -3,7 +3,7 @@
 use super::conn::ConnState;
 use super::message::Message;
 use super::{Broker, ClientId};
-use crate::hooks::{ClientInfo, Point};
+use crate::hooks::{AuthStep, ClientInfo, Point};
 use crate::packets::{ConnAck, Connect, Disconnect, Packet, Properties, QoS, ReasonCode, Version};
 use crate::session::{Session, WillMessage};
 use crate::time::Instant;
@@ -15,38 +15,11 @@ impl Broker {
         if let Some(conn) = self.conn_mut(id) {
             conn.version = v;
         }
-        let refuse = |b: &mut Broker, rc: ReasonCode| {
-            let ack = ConnAck { session_present: false, reason: rc, properties: Properties::default() };
-            b.send(id, &Packet::ConnAck(ack));
-            b.close_now(id, rc, now);
+        let assigned = match self.client_id_for(c, now) {
+            Ok(a) => a,
+            Err(rc) => return self.refuse(id, rc, now),
         };
-
-        // Client identifier rules.
-        let mut assigned = None;
-        if c.client_id.is_empty() {
-            // [MQTT-3.1.3-8] (3.1.1) an empty id with clean session 0 is refused with 0x02;
-            // 3.1 requires 1 to 23 characters.
-            if v == Version::V3_1 || (v == Version::V3_1_1 && !c.clean_start) {
-                return refuse(self, ReasonCode::ClientIdentifierNotValid);
-            }
-            // [MQTT-3.1.3-6] the server assigns a unique identifier.
-            loop {
-                self.assigned += 1;
-                let cand = format!("edgemq-{:x}-{}", self.assigned, now.millis() % 1000);
-                if !self.by_client_id.contains_key(cand.as_str()) {
-                    assigned = Some(cand);
-                    break;
-                }
-            }
-        }
         let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
-
-        // Enhanced authentication is not available without a hook (0x8C).
-        if c.properties.authentication_method.is_some() && !self.hooks.provides(Point::OnConnectAuthenticate) {
-            return refuse(self, ReasonCode::BadAuthenticationMethod);
-        }
-
-        // Authentication: any hook that admits the client, or the listener's anonymous rule.
         let (remote, listener, allow_anon, cert_user) = match self.conn(id) {
             Some(k) => (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.allow_anonymous, k.peer.cert_username.clone()),
             None => return,
@@ -55,6 +28,30 @@ impl Broker {
         let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };
         let pkt = Packet::Connect(*c);
         self.hooks.each(Point::OnConnect, |h| h.on_connect(&info, &pkt));
+
+        // Enhanced authentication (5.0, section 4.12): a hook runs the exchange; without one
+        // the method is refused with 0x8C.
+        if let Some(method) = c.properties.authentication_method {
+            match self.hooks.on_auth_packet(&info, method, c.properties.authentication_data, false) {
+                AuthStep::NotMine => return self.refuse(id, ReasonCode::BadAuthenticationMethod, now),
+                AuthStep::Fail(rc) => return self.refuse(id, rc, now),
+                AuthStep::Continue(data) => {
+                    let mut raw = Vec::new();
+                    if pkt.encode(v, &mut raw).is_err() {
+                        return self.refuse(id, ReasonCode::UnspecifiedError, now);
+                    }
+                    if let Some(k) = self.conn_mut(id) {
+                        k.state = ConnState::Authenticating;
+                        k.auth_method = Some(method.into());
+                        k.pending_connect = Some(raw.into());
+                    }
+                    return self.send_auth(id, ReasonCode::ContinueAuthentication, method, Some(&data));
+                }
+                AuthStep::Success(data) => return self.finish_connect(id, c, assigned, Some(data), now),
+            }
+        }
+
+        // Authentication: any hook that admits the client, or the listener's anonymous rule.
         let by_hook = self.hooks.any(Point::OnConnectAuthenticate, |h| h.on_connect_authenticate(&info, c.password));
         let anonymous_ok = allow_anon && (username.is_none() || !self.hooks.provides(Point::OnConnectAuthenticate));
         if !(by_hook || anonymous_ok) {
@@ -65,7 +62,58 @@ impl Broker {
             } else {
                 ReasonCode::NotAuthorized
             };
-            return refuse(self, rc);
+            return self.refuse(id, rc, now);
+        }
+        self.finish_connect(id, c, assigned, None, now)
+    }
+
+    /// CONNACK with a failure reason, then close.
+    fn refuse(&mut self, id: ClientId, rc: ReasonCode, now: Instant) {
+        let ack = ConnAck { session_present: false, reason: rc, properties: Properties::default() };
+        self.send(id, &Packet::ConnAck(ack));
+        self.close_now(id, rc, now);
+    }
+
+    fn send_auth(&mut self, id: ClientId, reason: ReasonCode, method: &str, data: Option<&[u8]>) {
+        let properties = Properties { authentication_method: Some(method), authentication_data: data, ..Properties::default() };
+        self.send(id, &Packet::Auth(Disconnect { reason, properties }));
+    }
+
+    /// The client identifier rules: `Ok(Some(id))` when the server assigns one.
+    fn client_id_for(&mut self, c: &Connect<'_>, now: Instant) -> Result<Option<String>, ReasonCode> {
+        if !c.client_id.is_empty() {
+            return Ok(None);
+        }
+        // [MQTT-3.1.3-8] (3.1.1) an empty id with clean session 0 is refused with 0x02;
+        // 3.1 requires 1 to 23 characters.
+        if c.version == Version::V3_1 || (c.version == Version::V3_1_1 && !c.clean_start) {
+            return Err(ReasonCode::ClientIdentifierNotValid);
+        }
+        // [MQTT-3.1.3-6] the server assigns a unique identifier.
+        loop {
+            self.assigned += 1;
+            let cand = format!("edgemq-{:x}-{}", self.assigned, now.millis() % 1000);
+            if !self.by_client_id.contains_key(cand.as_str()) {
+                return Ok(Some(cand));
+            }
+        }
+    }
+
+    /// Admits an authenticated client: take-over, session, will, keep alive, CONNACK, resends.
+    fn finish_connect(&mut self, id: ClientId, c: &Connect<'_>, assigned: Option<String>, auth: Option<Option<Vec<u8>>>, now: Instant) {
+        let v = c.version;
+        let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
+        let (remote, listener, cert_user) = match self.conn(id) {
+            Some(k) => (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.cert_username.clone()),
+            None => return,
+        };
+        let username = cert_user.as_deref().or(c.username);
+        if let (Some(reference), true) = (self.opts.server_reference.clone(), v.is_v5()) {
+            // Redirect configured: 0x9C use another server, with the reference.
+            let properties = Properties { server_reference: Some(&reference), ..Properties::default() };
+            let ack = ConnAck { session_present: false, reason: ReasonCode::UseAnotherServer, properties };
+            self.send(id, &Packet::ConnAck(ack));
+            return self.close_now(id, ReasonCode::UseAnotherServer, now);
         }
 
         // Take-over: a connected client with the same id is disconnected [MQTT-3.1.4-3].
@@ -83,7 +131,7 @@ impl Broker {
         // The take-over may have ended the old session (expiry 0).
         let existing = self.by_client_id.get(client_id).copied();
         if existing.is_none() && self.sessions.len() >= self.opts.max_sessions {
-            return refuse(self, ReasonCode::QuotaExceeded);
+            return self.refuse(id, ReasonCode::QuotaExceeded, now);
         }
 
         // Session: clean start discards [MQTT-3.1.2-4], otherwise resume [MQTT-3.1.2-5].
@@ -155,6 +203,7 @@ impl Broker {
                 let _ = topic_alias_max;
             }
             k.auth_method = p.authentication_method.map(Into::into);
+            k.pending_connect = None;
         }
         self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
@@ -175,6 +224,8 @@ impl Broker {
                 shared_subscription_available: (!o.shared_subscription_available).then_some(0),
                 server_keep_alive: (keep_alive != c.keep_alive).then_some(keep_alive),
                 response_information: response_info.as_deref(),
+                authentication_method: auth.as_ref().and(c.properties.authentication_method),
+                authentication_data: auth.as_ref().and_then(|d| d.as_deref()),
                 ..Properties::default()
             }
         } else {
@@ -202,10 +253,56 @@ impl Broker {
         key
     }
 
-    pub(super) fn on_auth(&mut self, id: ClientId, _a: &Disconnect<'_>, now: Instant) {
-        // Enhanced authentication needs an auth hook; without one an AUTH packet is a
-        // protocol error [MQTT-4.12.0-1].
-        self.protocol_error(id, ReasonCode::ProtocolError, now);
+    /// AUTH: continues an enhanced authentication before CONNACK, or re-authenticates a
+    /// connected client (5.0 section 4.12).
+    pub(super) fn on_auth(&mut self, id: ClientId, a: &Disconnect<'_>, now: Instant) {
+        let Some(k) = self.conn(id) else { return };
+        let state = k.state;
+        let reauth = k.reauth;
+        // [MQTT-4.12.0-5] the method must stay the one the exchange started with.
+        let method = match (a.properties.authentication_method, k.auth_method.as_deref()) {
+            (Some(m), Some(cur)) if m == cur => m.to_string(),
+            _ => return self.protocol_error(id, ReasonCode::ProtocolError, now),
+        };
+        let expected_ok = match state {
+            ConnState::Authenticating => a.reason == ReasonCode::ContinueAuthentication,
+            _ => a.reason == ReasonCode::ReAuthenticate || (reauth && a.reason == ReasonCode::ContinueAuthentication),
+        };
+        if !expected_ok {
+            return self.protocol_error(id, ReasonCode::ProtocolError, now);
+        }
+        let (info, hooks) = self.client_info_and_hooks(id);
+        let Some(info) = info else { return };
+        let step = hooks.on_auth_packet(&info, &method, a.properties.authentication_data, state == ConnState::Connected);
+        match (state, step) {
+            (_, AuthStep::Continue(data)) => {
+                if let Some(k) = self.conn_mut(id) {
+                    k.reauth = state == ConnState::Connected;
+                }
+                self.send_auth(id, ReasonCode::ContinueAuthentication, &method, Some(&data));
+            }
+            (ConnState::Authenticating, AuthStep::Success(data)) => {
+                let Some(raw) = self.conn_mut(id).and_then(|k| k.pending_connect.take()) else { return };
+                let Ok(Some((Packet::Connect(c), _))) = crate::packets::decode(&raw, Version::V5, u32::MAX) else {
+                    return self.refuse(id, ReasonCode::UnspecifiedError, now);
+                };
+                let assigned = match self.client_id_for(&c, now) {
+                    Ok(x) => x,
+                    Err(rc) => return self.refuse(id, rc, now),
+                };
+                self.finish_connect(id, &c, assigned, Some(data), now);
+            }
+            (ConnState::Authenticating, AuthStep::Fail(rc)) => self.refuse(id, rc, now),
+            (ConnState::Authenticating, AuthStep::NotMine) => self.refuse(id, ReasonCode::BadAuthenticationMethod, now),
+            (_, AuthStep::Success(data)) => {
+                if let Some(k) = self.conn_mut(id) {
+                    k.reauth = false;
+                }
+                self.send_auth(id, ReasonCode::Success, &method, data.as_deref());
+            }
+            (_, AuthStep::Fail(rc)) => self.protocol_error(id, rc, now),
+            (_, AuthStep::NotMine) => self.protocol_error(id, ReasonCode::BadAuthenticationMethod, now),
+        }
     }
 
     pub(super) fn on_client_disconnect(&mut self, id: ClientId, d: &Disconnect<'_>, now: Instant) {

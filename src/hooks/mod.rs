@@ -34,6 +34,7 @@ pub enum Point {
     OnWill,
     OnWillSent,
     OnClientExpired,
+    OnAuthPacket,
 }
 
 /// A set of hook points.
@@ -105,6 +106,19 @@ pub enum Verdict {
     Reject(ReasonCode),
 }
 
+/// One step of an MQTT 5 enhanced authentication exchange, decided by a hook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthStep {
+    /// This hook does not handle the method; the next one is asked.
+    NotMine,
+    /// Send AUTH 0x18 (continue authentication) with this data and wait for the client.
+    Continue(Vec<u8>),
+    /// Authenticated; optional data goes to the client in CONNACK (or AUTH 0x00 on re-auth).
+    Success(Option<Vec<u8>>),
+    /// Refused with this reason code (CONNACK, or DISCONNECT on re-authentication).
+    Fail(ReasonCode),
+}
+
 /// An extension of the broker. Every method has a no-op default.
 #[allow(unused_variables)]
 pub trait Hook {
@@ -156,6 +170,11 @@ pub trait Hook {
     fn on_will_sent(&mut self, client_id: &str, msg: &MessageView<'_>) {}
     /// An offline session expired and was removed.
     fn on_client_expired(&mut self, client_id: &str) {}
+    /// A round of MQTT 5 enhanced authentication (CONNECT with an Authentication Method, or
+    /// AUTH). `reauth` is true for re-authentication of a connected client [MQTT-4.12.1-1].
+    fn on_auth_packet(&mut self, client: &ClientInfo<'_>, method: &str, data: Option<&[u8]>, reauth: bool) -> AuthStep {
+        AuthStep::NotMine
+    }
 }
 
 /// The hooks, in the order added.
@@ -217,6 +236,22 @@ impl HookChain {
             }
         }
         false
+    }
+
+    /// Asks the hooks in order; the first that handles the method decides.
+    pub fn on_auth_packet(&mut self, client: &ClientInfo<'_>, method: &str, data: Option<&[u8]>, reauth: bool) -> AuthStep {
+        if !self.provides.has(Point::OnAuthPacket) {
+            return AuthStep::NotMine;
+        }
+        for h in self.hooks.iter_mut().filter(|h| h.provides().has(Point::OnAuthPacket)) {
+            let id = h.id().to_string();
+            match guarded(&id, || h.on_auth_packet(client, method, data, reauth)) {
+                Some(AuthStep::NotMine) => {}
+                None => return AuthStep::Fail(ReasonCode::UnspecifiedError),
+                Some(step) => return step,
+            }
+        }
+        AuthStep::NotMine
     }
 
     /// Runs `on_publish` through the chain: each hook sees the previous one's payload.

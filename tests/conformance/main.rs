@@ -8,3 +8,5 @@ mod connect;
 mod qos;
 mod retain;
 mod will;
+mod malformed;
+mod connect_ids;
