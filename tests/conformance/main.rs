@@ -10,3 +10,4 @@ mod retain;
 mod will;
 mod malformed;
 mod connect_ids;
+mod mqtt5;
