@@ -119,7 +119,7 @@ impl Broker {
         // Take-over: a connected client with the same id is disconnected [MQTT-3.1.4-3].
         let existing = self.by_client_id.get(client_id).copied();
         if let Some(key) = existing {
-            let old = self.conns.iter().find(|(_, k)| k.session == Some(key)).map(|(_, k)| k.id);
+            let old = self.sessions.get(key as usize).and_then(|s| s.conn);
             if let Some(old) = old {
                 if self.opts.compat.passive_client_disconnect {
                     self.close_now(old, ReasonCode::SessionTakenOver, now);
@@ -168,6 +168,7 @@ impl Broker {
             WillMessage { msg: Rc::new(msg), delay_secs: w.properties.will_delay_interval.unwrap_or(0) }
         });
         if let Some(s) = self.sessions.get_mut(key as usize) {
+            s.conn = Some(id);
             s.expiry_secs = expiry;
             s.expires_at = None;
             // [MQTT-3.1.3-9] a reconnect before the will delay passes cancels the old will.

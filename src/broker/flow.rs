@@ -177,7 +177,6 @@ impl Broker {
         let mut targets = core::mem::take(&mut self.route_scratch);
         targets.clear();
         let sessions = &mut self.sessions;
-        let conns = &self.conns;
         let round_robin = self.opts.shared_policy == crate::options::SharedPolicy::RoundRobin;
         self.subs.for_each_match(&msg.topic, |hit| match hit {
             Hit::Sub(key, e) => {
@@ -205,7 +204,7 @@ impl Broker {
                 // One member per group: the next connected one in turn (or the first connected
                 // one), else the next one at all (its session queues the message).
                 let n = group.members().len();
-                let online = |k: u32| conns.iter().any(|(_, c)| c.session == Some(k) && c.state == ConnState::Connected);
+                let online = |k: u32| sessions.get(k as usize).is_some_and(|s| s.conn.is_some());
                 let (mut first, mut chosen) = (None, None);
                 for step in 0..n {
                     let i = if round_robin {
@@ -237,7 +236,7 @@ impl Broker {
 
     /// Queues a delivery for a session and pumps it when the client is connected.
     pub(crate) fn deliver(&mut self, key: u32, d: Delivery, now: Instant) {
-        let conn = self.conns.iter().find(|(_, c)| c.session == Some(key) && c.state == ConnState::Connected).map(|(_, c)| c.id);
+        let conn = self.sessions.get(key as usize).and_then(|s| s.conn);
         if conn.is_none() && d.qos == QoS::AtMostOnce && !self.opts.queue_qos0_offline {
             return;
         }

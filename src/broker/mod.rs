@@ -134,7 +134,7 @@ impl Broker {
     }
 
     pub(crate) fn session_online(&self, key: u32) -> bool {
-        self.conns.iter().any(|(_, c)| c.session == Some(key) && c.state == ConnState::Connected)
+        self.sessions.get(key as usize).is_some_and(|s| s.conn.is_some())
     }
 
     /// Starts timers that run without connections ($SYS). Called once by the server.
@@ -453,6 +453,11 @@ impl Broker {
             self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
         }
         let Some(key) = session else { return };
+        if let Some(s) = self.sessions.get_mut(key as usize) {
+            if s.conn == Some(id) {
+                s.conn = None;
+            }
+        }
         let expire = self.sessions.get(key as usize).is_some_and(|s| s.expiry_secs == 0);
         let (info_cid, info_user, remote, listener, version) = {
             let c = &self.conns[id.slot as usize];

@@ -115,6 +115,8 @@ pub enum QueueFull {
 pub struct Session {
     /// Client identifier.
     pub client_id: Box<str>,
+    /// The connection this session is attached to, while connected.
+    pub conn: Option<crate::broker::ClientId>,
     /// Session expiry interval in seconds (0: ends with the connection; u32::MAX: never).
     pub expiry_secs: u32,
     /// When an offline session expires.
@@ -143,6 +145,7 @@ impl Session {
     pub fn new(client_id: &str) -> Session {
         Session {
             client_id: client_id.into(),
+            conn: None,
             expiry_secs: 0,
             expires_at: None,
             subs: Vec::new(),
@@ -217,9 +220,10 @@ impl Session {
 
     /// Drops everything a clean start discards, keeping the client id.
     pub fn clear(&mut self) {
-        let id = core::mem::take(&mut self.client_id);
+        let (id, conn) = (core::mem::take(&mut self.client_id), self.conn);
         *self = Session::new("");
         self.client_id = id;
+        self.conn = conn;
     }
 }
 
