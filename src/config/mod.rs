@@ -189,38 +189,42 @@ pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
     build(&sources, origin, &table)
 }
 
-/// A config listing every key with its default value under a one-line comment. Generated from
-/// `Options::default()`, so it cannot drift; parsing it gives `Config::default()` (plus `source`).
+/// A config listing every key, commented out with its default value (`#key = value`, as in
+/// mosquitto.conf) under a one-line comment. Generated from `Options::default()`, so it cannot
+/// drift. Parsing it gives `Config::default()` (plus `source`), and so does parsing it with every
+/// `#key = value` line uncommented, except those whose comment ends "Unset by default.".
 pub fn default_config_text() -> String {
     let d = Config::default();
+    let unset = schema::UNSET;
     let mut out = String::new();
     out.push_str(&format!(
-        "# edgemq {} configuration. Every key is shown with its default value.\n\
+        "# edgemq {} configuration: every key, commented out, with its default value.\n\
          # Unknown keys, wrong types and out-of-range values are errors.\n\
          # Relative paths are relative to the directory of this file.\n\
          \n\
-         # A board profile whose bounds this file overrides key by key, e.g.:\n\
+         # A board profile (see boards/README.md); the keys set in this file override its keys.\n\
          # include = \"boards/openwrt-mips-64m.conf\"\n\
          \n\
          # \"off\", \"error\", \"warn\", \"info\", \"debug\" or \"trace\".\n\
-         log_level = {}\n",
+         #log_level = {}\n",
         env!("CARGO_PKG_VERSION"),
         schema::toml_string(level_name(d.log_level)),
     ));
     out.push_str(&schema::render_sections(&d.options));
-    out.push_str(
+    out.push_str(&format!(
         "\n[auth]\n\
-         # Default for listeners without allow_anonymous; unset = only on loopback and unix listeners.\n\
-         # allow_anonymous = false    (not set by default)\n\
-         # Auth/ACL ledger file.\n\
-         # ledger = \"/etc/edgemq/ledger.toml\"    (not set by default)\n\
+         # Default for listeners without allow_anonymous: anonymous only on loopback and unix. {unset}\n\
+         #allow_anonymous = false\n\
+         # Auth/ACL ledger file. {unset}\n\
+         #ledger = \"/etc/edgemq/ledger.toml\"\n\
          \n\
          [persistence]\n\
-         # Directory of the session and retained-message store; unset = memory only.\n\
-         # dir = \"/var/lib/edgemq\"    (not set by default)\n\
-         # \"always\", \"never\", or milliseconds between fsyncs.\n",
-    );
-    out.push_str(&format!("fsync = {}\n", fsync_text(d.persistence.fsync)));
+         # Directory of the session and retained-message store; unset = memory only. {unset}\n\
+         #dir = \"/var/lib/edgemq\"\n\
+         # \"always\", \"never\", or milliseconds between fsyncs.\n\
+         #fsync = {}\n",
+        fsync_text(d.persistence.fsync)
+    ));
     out.push_str(
         "\n# Listeners. type: \"tcp\", \"tls\", \"ws\", \"wss\", \"unix\" or \"http\" (stats).\n\
          # With no [[listener]] at all, one tcp listener on 127.0.0.1:1883 is used.\n\

@@ -501,17 +501,20 @@ pub(crate) fn toml_string(s: &str) -> String {
     out
 }
 
-/// The `[limits]`, `[mqtt]`, `[sys]` and `[compat]` tables with `options`' values, each key under
-/// its one-line comment; unset optional keys are commented out.
+/// Marks the comment of a key that is unset by default (its `#key = value` line is an example).
+pub(crate) const UNSET: &str = "Unset by default.";
+
+/// The `[limits]`, `[mqtt]`, `[sys]` and `[compat]` tables with `options`' values, each key
+/// commented out (`#key = value`, Mosquitto style) under its one-line comment, so that a file
+/// built from it overrides nothing of an included profile until a line is uncommented.
 pub(crate) fn render_sections(options: &Options) -> String {
     let mut out = String::new();
     for section in SECTIONS {
         out.push_str(&format!("\n[{section}]\n"));
         for key in KEYS.iter().filter(|k| k.section == section) {
-            out.push_str(&format!("# {}\n", key.doc));
             match render(key, options) {
-                Some(v) => out.push_str(&format!("{} = {v}\n", key.name)),
-                None => out.push_str(&format!("# {} = {}    (not set by default)\n", key.name, example(key))),
+                Some(v) => out.push_str(&format!("# {}\n#{} = {v}\n", key.doc, key.name)),
+                None => out.push_str(&format!("# {} {UNSET}\n#{} = {}\n", key.doc, key.name, example(key))),
             }
         }
     }
