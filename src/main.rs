@@ -1,7 +1,8 @@
-//! The standalone `edgemq` binary: flags, logging, signals, then `Server::serve()`.
+//! The standalone `edgemq` binary: flags, config file, logging, signals, then `Server::serve()`.
 
-use edgemq::listeners::ListenerConfig;
-use edgemq::{Options, Server};
+use edgemq::config::{self, Config};
+use edgemq::Server;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const HELP: &str = "\
@@ -11,82 +12,129 @@ USAGE:
     edgemq [OPTIONS]
 
 OPTIONS:
-    -p, --port PORT     listen on PORT (default 1883)
-        --bind ADDR     listen on ADDR, e.g. 0.0.0.0 or 127.0.0.1 (default 127.0.0.1)
-    -v, --verbose       log debug messages (twice: trace)
-    -h, --help          print this help
-    -V, --version       print the version
+    -c, --config FILE         read the configuration from FILE (TOML; see --print-default-config)
+        --check-config        check the configuration (with -c) and exit: 0 if valid, 2 if not
+        --print-default-config
+                              print a commented configuration with every key and its default
+    -p, --port PORT           listen on PORT (overrides the first tcp listener; default 1883)
+        --bind ADDR           listen on ADDR (an IP, or IP:PORT; default 127.0.0.1)
+    -v, --verbose             log debug messages (twice: trace)
+    -h, --help                print this help
+    -V, --version             print the version
 
-With no options edgemq listens on 127.0.0.1:1883 and admits anonymous clients there only:
-anonymous clients are admitted on loopback listeners and refused on any other address.
+With no options edgemq listens on 127.0.0.1:1883 and admits anonymous clients there: anonymous
+clients are admitted on loopback listeners and Unix sockets only, unless the configuration says
+otherwise (`allow_anonymous`). Exit status 2 means a bad command line or configuration.
 ";
 
+#[derive(Default)]
 struct Args {
-    port: u16,
-    bind: String,
+    config: Option<PathBuf>,
+    check: bool,
+    print_default: bool,
+    port: Option<u16>,
+    bind: Option<String>,
     verbose: u8,
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
-    let mut a = Args { port: 1883, bind: "127.0.0.1".into(), verbose: 0 };
+enum Parsed {
+    Run(Args),
+    Exit(ExitCode),
+}
+
+fn parse_args() -> Result<Parsed, String> {
+    let mut a = Args::default();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-h" | "--help" => {
                 print!("{HELP}");
-                return Ok(None);
+                return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
             "-V" | "--version" => {
                 println!("edgemq {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
+                return Ok(Parsed::Exit(ExitCode::SUCCESS));
             }
+            "-c" | "--config" => a.config = Some(it.next().ok_or("-c needs a file name")?.into()),
+            "--check-config" => a.check = true,
+            "--print-default-config" => a.print_default = true,
             "-p" | "--port" => {
                 let v = it.next().ok_or("-p needs a port number")?;
-                a.port = v.parse().map_err(|_| format!("-p: expected a port number 0-65535, found `{v}`"))?;
+                a.port = Some(v.parse().map_err(|_| format!("-p: expected a port number 0-65535, found `{v}`"))?);
             }
-            "--bind" => a.bind = it.next().ok_or("--bind needs an address")?,
+            "--bind" => a.bind = Some(it.next().ok_or("--bind needs an address")?),
             "-v" | "--verbose" => a.verbose += 1,
             "-vv" => a.verbose += 2,
             other => return Err(format!("unknown option `{other}` (see --help)")),
         }
     }
-    Ok(Some(a))
+    Ok(Parsed::Run(a))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(Some(a)) => a,
-        Ok(None) => return ExitCode::SUCCESS,
+        Ok(Parsed::Run(a)) => a,
+        Ok(Parsed::Exit(code)) => return code,
         Err(e) => {
             eprintln!("edgemq: {e}");
             return ExitCode::from(2);
         }
     };
+    if args.print_default {
+        print!("{}", config::default_config_text());
+        return ExitCode::SUCCESS;
+    }
+    let mut cfg = match &args.config {
+        Some(path) => match config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(e.exit_code() as u8);
+            }
+        },
+        None => Config::default(),
+    };
+    if let Some(bind) = &args.bind {
+        cfg.override_bind(bind);
+    }
+    if let Some(port) = args.port {
+        cfg.override_port(port);
+    }
+    if args.check {
+        println!("{}: configuration is valid", args.config.as_deref().map_or("defaults".into(), |p| p.display().to_string()));
+        return ExitCode::SUCCESS;
+    }
     let level = match args.verbose {
-        0 => log::LevelFilter::Info,
+        0 => cfg.log_level,
         1 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
-
-    let mut server = match Server::new(Options::default()) {
-        Ok(s) => s,
+    match run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            log::error!("{e}");
             eprintln!("edgemq: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(1)
         }
-    };
-    let bind = if args.bind.contains(':') && !args.bind.starts_with('[') {
-        format!("[{}]:{}", args.bind, args.port)
-    } else {
-        format!("{}:{}", args.bind, args.port)
-    };
-    if let Err(e) = server.add_listener(ListenerConfig::tcp("default", &bind)) {
-        eprintln!("edgemq: {e}");
-        return ExitCode::from(1);
+    }
+}
+
+fn run(cfg: Config) -> std::io::Result<()> {
+    let mut server = Server::new(cfg.options.clone())?;
+    if cfg.persistence.dir.is_some() {
+        log::warn!("persistence is not built yet: sessions and retained messages are kept in memory only");
+    }
+    for mut l in cfg.listeners.clone() {
+        // A listener's own setting wins; else the [auth] default; else loopback-only.
+        if l.allow_anonymous.is_none() {
+            l.allow_anonymous = cfg.auth.allow_anonymous;
+        }
+        server.add_listener(l)?;
     }
     let handle = server.handle();
-    match signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]) {
+    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]);
+    match signals {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
@@ -98,14 +146,7 @@ fn main() -> ExitCode {
         Err(e) => log::warn!("signals not available: {e}"),
     }
     log::info!("edgemq {} started", env!("CARGO_PKG_VERSION"));
-    match server.serve() {
-        Ok(()) => {
-            log::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            log::error!("{e}");
-            ExitCode::from(1)
-        }
-    }
+    server.serve()?;
+    log::info!("stopped");
+    Ok(())
 }

@@ -29,7 +29,7 @@ pub enum SharedPolicy {
 }
 
 /// Behaviour switches for compatibility with older or unusual clients (Mochi's "compatibilities").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Compatibilities {
     /// Answer 0x80 "unspecified error" instead of 0x87 / 0x86 so a client cannot probe the ACL.
@@ -42,18 +42,10 @@ pub struct Compatibilities {
     pub restore_sys_info_on_restart: bool,
 }
 
-impl Default for Compatibilities {
-    fn default() -> Self {
-        Compatibilities {
-            obscure_not_authorized: false,
-            passive_client_disconnect: false,
-            always_return_response_info: false,
-            restore_sys_info_on_restart: false,
-        }
-    }
-}
 
-/// The broker's options. `Options::default()` is safe for a 64 MB router.
+/// The broker's options. `Options::default()` is sized for a Raspberry Pi class gateway: the
+/// worst case of its bounds is about 81 MiB, under its `memory_limit` of 96 MiB. The profiles in
+/// `boards/` size the bounds for smaller routers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
@@ -140,22 +132,22 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_clients: 1024,
-            max_sessions: 2048,
+            max_sessions: 1024,
             connect_timeout_ms: 10_000,
             buffer_size: 4096,
             buffer_memory: 8 * 1024 * 1024,
             max_packet_size: 256 * 1024,
             receive_maximum: 64,
             max_inflight: 64,
-            max_queued_messages: 1000,
-            max_queued_bytes: 1024 * 1024,
+            max_queued_messages: 256,
+            max_queued_bytes: 64 * 1024,
             queue_full_policy: QueueFullPolicy::DropNew,
             queue_qos0_offline: false,
             max_subscriptions_per_client: 256,
             max_topic_length: 1024,
             max_topic_levels: 32,
             max_retained_messages: 10_000,
-            max_retained_bytes: 16 * 1024 * 1024,
+            max_retained_bytes: 8 * 1024 * 1024,
             max_session_expiry: u32::MAX,
             max_message_expiry: 0,
             topic_alias_maximum: 64,
@@ -170,7 +162,7 @@ impl Default for Options {
             response_information: None,
             server_reference: None,
             sys_interval_secs: 10,
-            memory_limit: 0,
+            memory_limit: 96 * 1024 * 1024,
             compat: Compatibilities::default(),
         }
     }
@@ -265,6 +257,7 @@ mod tests {
     #[test]
     fn memory_limit_names_the_option() {
         let o = Options { memory_limit: 1024, ..Options::default() };
+        assert!(Options::default().worst_case_memory() <= Options::default().memory_limit);
         assert_eq!(o.validate().unwrap_err().key, "memory_limit");
     }
 

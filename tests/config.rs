@@ -148,7 +148,7 @@ fn an_out_of_range_value_is_an_error_naming_the_key_and_the_range() {
 fn a_cross_field_rule_on_an_unset_key_points_at_its_table_and_shows_the_default() {
     assert_eq!(
         error("[limits]\nmax_clients = 5000\n"),
-        "edgemq: /etc/edgemq/edgemq.conf:1:2: key `limits.max_sessions`: expected at least max_clients, found the default 2048"
+        "edgemq: /etc/edgemq/edgemq.conf:1:2: key `limits.max_sessions`: expected at least max_clients, found the default 1024"
     );
 }
 
