@@ -93,6 +93,8 @@ pub struct Conn {
     pub(crate) pending_connect: Option<Box<[u8]>>,
     /// A re-authentication is in progress.
     pub(crate) reauth: bool,
+    /// Buffer bytes (rx + tx capacity) counted in the broker's buffer total.
+    pub(crate) accounted: usize,
 }
 
 impl Conn {
@@ -120,6 +122,7 @@ impl Conn {
             auth_method: None,
             pending_connect: None,
             reauth: false,
+            accounted: 0,
         }
     }
 }

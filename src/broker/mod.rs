@@ -63,6 +63,8 @@ pub struct Broker {
     flush: Vec<ClientId>,
     close: Vec<ClientId>,
     pool: Vec<Vec<u8>>,
+    /// Bytes of connection buffers (rx + tx capacity) lent out, for `buffer_memory`.
+    buffer_bytes: usize,
     pub(crate) epoch: u32,
     pub(crate) route_scratch: Vec<(u32, crate::session::Delivery)>,
     assigned: u64,
@@ -92,6 +94,7 @@ impl Broker {
             flush: Vec::new(),
             close: Vec::new(),
             pool: Vec::new(),
+            buffer_bytes: 0,
             epoch: 0,
             route_scratch: Vec::new(),
             assigned: 0,
@@ -339,14 +342,16 @@ impl Broker {
             self.give_buf(buf);
         }
         self.pump(id, now);
+        self.account(id);
     }
 
     /// Connections with new output since the last call (the server writes to them).
     pub fn take_flushes(&mut self, out: &mut Vec<ClientId>) {
-        for id in self.flush.drain(..) {
+        for id in core::mem::take(&mut self.flush) {
             if let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) {
                 c.flagged = false;
                 out.push(id);
+                self.account(id);
             }
         }
     }
@@ -377,7 +382,24 @@ impl Broker {
         }
     }
 
-    fn after_input(&mut self, _id: ClientId) {}
+    fn after_input(&mut self, id: ClientId) {
+        self.account(id);
+    }
+
+    /// Brings the buffer total up to date with this connection's buffers.
+    fn account(&mut self, id: ClientId) {
+        if let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) {
+            let now = c.rx.capacity() + c.tx.capacity();
+            self.buffer_bytes = (self.buffer_bytes + now).saturating_sub(c.accounted);
+            c.accounted = now;
+        }
+    }
+
+    /// True while connection buffers use `buffer_memory` or more: the server stops reading
+    /// (back-pressure) until output drains.
+    pub fn over_buffer_budget(&self) -> bool {
+        self.buffer_bytes >= self.opts.buffer_memory
+    }
 
     // -----------------------------------------------------------------------------------------
     // Closing
@@ -399,6 +421,7 @@ impl Broker {
             return;
         }
         let c = self.conns.remove(id.slot as usize);
+        self.buffer_bytes -= c.accounted.min(self.buffer_bytes);
         self.gens[id.slot as usize] = self.gens[id.slot as usize].wrapping_add(1);
         self.give_buf(c.rx);
         self.give_buf(c.tx);

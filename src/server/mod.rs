@@ -54,6 +54,8 @@ pub struct Server {
     epoch: std::time::Instant,
     scratch: Vec<u8>,
     pending_reads: Vec<ClientId>,
+    /// Connections not read because buffers were over budget; read again once output drains.
+    starved: Vec<ClientId>,
     stopping: bool,
 }
 
@@ -81,6 +83,7 @@ impl Server {
             epoch: std::time::Instant::now(),
             scratch: vec![0; 64 * 1024],
             pending_reads: Vec::new(),
+            starved: Vec::new(),
             stopping: false,
         })
     }
@@ -173,6 +176,9 @@ impl Server {
             }
             self.broker.tick(now);
             self.flush_and_close(&mut ids, now);
+            if !self.starved.is_empty() && !self.broker.over_buffer_budget() {
+                self.pending_reads.append(&mut self.starved);
+            }
             if self.stopping && self.broker.connection_count() == 0 {
                 return Ok(());
             }
@@ -226,6 +232,13 @@ impl Server {
         let mut total = 0;
         loop {
             if self.broker.is_closing(id) {
+                return;
+            }
+            if self.broker.over_buffer_budget() {
+                // Back-pressure: leave the bytes in the kernel until buffers drain.
+                if !self.starved.contains(&id) {
+                    self.starved.push(id);
+                }
                 return;
             }
             let Some(stream) = self.streams.get_mut(id.slot as usize).and_then(|s| s.as_mut()) else { return };

@@ -105,3 +105,20 @@ fn server_to_client_packets_from_a_client_are_protocol_errors() {
     t.feed(c, &hex("d0 00")); // PINGRESP
     assert_eq!(t.take(c), hex("e0 01 82"));
 }
+
+#[test]
+fn partial_frames_count_against_buffer_memory_until_they_complete() {
+    let opts = edgemq::Options { buffer_size: 64, max_packet_size: 64, buffer_memory: 192, ..edgemq::Options::default() };
+    let mut t = TestBroker::with(opts);
+    let connect = hex("10 0d 00 04 4d 51 54 54 04 02 00 3c 00 01 63");
+    let ids: Vec<_> = (0..4).map(|_| t.accept()).collect();
+    for &c in &ids {
+        t.feed(c, &connect[..5]);
+    }
+    assert!(t.b.over_buffer_budget(), "four lent buffers of 64 exceed 192");
+    for &c in &ids {
+        t.feed(c, &connect[5..]);
+        t.take(c);
+    }
+    assert!(!t.b.over_buffer_budget(), "completed frames give their buffers back");
+}
