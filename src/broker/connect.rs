@@ -198,10 +198,10 @@ impl Broker {
             if v.is_v5() {
                 k.max_packet_out = p.maximum_packet_size.unwrap_or(u32::MAX);
                 k.receive_max_out = p.receive_maximum.unwrap_or(u16::MAX);
-                k.alias_max_out = p.topic_alias_maximum.unwrap_or(0);
+                // Our own maximum bounds the alias map we keep for the client, too.
+                k.alias_max_out = p.topic_alias_maximum.unwrap_or(0).min(topic_alias_max);
                 k.problem_info = p.request_problem_information != Some(0);
                 k.aliases_in = Vec::new();
-                let _ = topic_alias_max;
             }
             k.auth_method = p.authentication_method.map(Into::into);
             k.pending_connect = None;

@@ -505,7 +505,7 @@ impl Broker {
             let delay = s.will.as_ref().map_or(0, |w| w.delay_secs).min(s.expiry_secs);
             let at = now + Duration::from_secs(delay as u64);
             s.will_at = Some(at);
-            self.timers.push(Reverse((at, Timer::Session(key))));
+            self.arm_session_timer(key, at);
         } else {
             self.publish_will(key, now);
         }
@@ -515,7 +515,7 @@ impl Broker {
             if s.expiry_secs != u32::MAX {
                 let at = now + Duration::from_secs(s.expiry_secs as u64);
                 s.expires_at = Some(at);
-                self.timers.push(Reverse((at, Timer::Session(key))));
+                self.arm_session_timer(key, at);
             }
         }
     }
@@ -617,7 +617,26 @@ impl Broker {
         }
     }
 
+    /// Keeps at most one timer entry per session: a new one only when it is earlier than the
+    /// one pending, so reconnect/disconnect cycles cannot grow the timer heap.
+    fn arm_session_timer(&mut self, key: u32, at: Instant) {
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
+        if s.timer_at.is_none_or(|t| at < t) {
+            s.timer_at = Some(at);
+            self.timers.push(Reverse((at, Timer::Session(key))));
+        }
+    }
+
     fn session_timer(&mut self, key: u32, now: Instant) {
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
+        if s.timer_at.is_some_and(|t| t <= now) {
+            s.timer_at = None;
+        }
+        // Still waiting for a later deadline (the entry that fired was for an earlier one).
+        let next = [s.will_at, s.expires_at].into_iter().flatten().filter(|t| *t > now).min();
+        if let Some(next) = next {
+            self.arm_session_timer(key, next);
+        }
         let Some(s) = self.sessions.get(key as usize) else { return };
         if s.will_at.is_some_and(|t| t <= now) {
             self.publish_will(key, now);

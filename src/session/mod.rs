@@ -136,6 +136,8 @@ pub struct Session {
     pub will: Option<WillMessage>,
     /// When a delayed will is due (offline session only).
     pub will_at: Option<Instant>,
+    /// The deadline of this session's pending timer entry, if one is pending.
+    pub timer_at: Option<Instant>,
     /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
     pub(crate) route_mark: (u32, u32),
 }
@@ -156,6 +158,7 @@ impl Session {
             inbound_qos2: Vec::new(),
             will: None,
             will_at: None,
+            timer_at: None,
             route_mark: (0, 0),
         }
     }
