@@ -376,7 +376,7 @@ impl Broker {
         // Only buffers of the pooled size come back; larger ones (a big frame) are freed, and
         // the pool itself is bounded by the buffer memory budget.
         if b.capacity() == self.opts.buffer_size
-            && (self.pool.len() + 1) * self.opts.buffer_size <= self.opts.buffer_memory / 4
+            && (self.pool.len() + 1) * self.opts.buffer_size <= self.opts.buffer_memory / 2
         {
             self.pool.push(b);
         }
