@@ -10,5 +10,6 @@
 pub mod listeners;
 pub mod options;
 pub mod time;
+pub mod topics;
 
 pub use options::Options;
