@@ -15,8 +15,11 @@
 //! broker bounds other than topic length and levels. Callers validate before inserting; the
 //! counts and bytes of retained messages are the broker's to bound.
 
+mod arena;
 pub mod name;
+pub mod trie;
 
 pub use name::{
     has_wildcards, matches, parse_shared, validate_filter, validate_name, SharedFilter, TopicError,
 };
+pub use trie::{Hit, SharedGroup, Trie};
