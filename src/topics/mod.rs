@@ -17,9 +17,11 @@
 
 mod arena;
 pub mod name;
+pub mod retained;
 pub mod trie;
 
 pub use name::{
     has_wildcards, matches, parse_shared, validate_filter, validate_name, SharedFilter, TopicError,
 };
+pub use retained::Retained;
 pub use trie::{Hit, SharedGroup, Trie};
