@@ -330,7 +330,7 @@ mod tests {
         let kept: Vec<&String> = topics.iter().filter(|t| !t.contains("$x")).collect();
         assert_eq!(r.len(), kept.len());
         assert!(r.node_count() < full);
-        for t in &topics {
+        for t in topics {
             assert_eq!(r.get(t).is_some(), !t.contains("$x"), "{t}");
         }
         assert_eq!(r.get("a/b"), Some(&(1_000_000 + topics.iter().position(|t| t == "a/b").unwrap_or(0))));
@@ -340,5 +340,43 @@ mod tests {
             r.set(t, i);
         }
         assert_eq!((r.node_count(), r.arena.slots()), (full, full), "freed slots are reused");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::topics::name::matches;
+    use crate::topics::name::tests::{small_filters, small_topics};
+    use crate::topics::trie::proptests::expected_nodes;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        #[test]
+        fn random_set_and_remove_sequences_agree_with_a_model(
+            ops in prop::collection::vec((any::<bool>(), 0usize..339), 1..80),
+            filter in 0usize..935,
+        ) {
+            let (topics, filters) = (small_topics(), small_filters());
+            let mut r = Retained::new();
+            let mut model = BTreeMap::new();
+            for (n, &(set, ti)) in ops.iter().enumerate() {
+                let t = &topics[ti % topics.len()];
+                if set {
+                    prop_assert_eq!(r.set(t, n), model.insert(t.clone(), n));
+                } else {
+                    prop_assert_eq!(r.remove(t), model.remove(t));
+                }
+            }
+            prop_assert_eq!(r.len(), model.len());
+            prop_assert_eq!(r.node_count(), expected_nodes(model.keys().map(String::as_str)));
+            let f = &filters[filter % filters.len()];
+            let mut got = Vec::new();
+            r.for_each_match(f, |t, &n| got.push((t.to_string(), n)));
+            got.sort();
+            let want: Vec<_> = model.iter().filter(|(t, _)| matches(f, t)).map(|(t, &n)| (t.clone(), n)).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }
