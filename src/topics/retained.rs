@@ -285,12 +285,12 @@ mod tests {
         }
         for f in small_filters() {
             let mut got = Vec::new();
-            r.for_each_match(&f, |t, &i| {
+            r.for_each_match(f, |t, &i| {
                 assert_eq!(t, topics[i], "rebuilt topic");
                 got.push(i);
             });
             got.sort_unstable();
-            let want: Vec<usize> = (0..topics.len()).filter(|&i| matches(&f, &topics[i])).collect();
+            let want: Vec<usize> = (0..topics.len()).filter(|&i| matches(f, &topics[i])).collect();
             assert_eq!(got, want, "filter {f}");
         }
     }

@@ -404,8 +404,8 @@ mod tests {
             if k % 97 == 0 {
                 for topic in small_topics() {
                     let want: Vec<u32> =
-                        (0..k as u32).filter(|&j| matches(&filters[j as usize], &topic)).collect();
-                    assert_eq!(keys(&mut t, &topic), want);
+                        (0..k as u32).filter(|&j| matches(&filters[j as usize], topic)).collect();
+                    assert_eq!(keys(&mut t, topic), want);
                 }
             }
         }
@@ -522,12 +522,12 @@ mod tests {
     fn match_reuses_its_stack() {
         let mut t = Trie::new();
         for f in small_filters() {
-            t.insert(&f, 0u32, 0u32);
+            t.insert(f, 0u32, 0u32);
         }
         t.for_each_match("a/b/$x/", |_| {});
         let cap = t.stack.capacity();
         for topic in small_topics() {
-            t.for_each_match(&topic, |_| {});
+            t.for_each_match(topic, |_| {});
         }
         assert!(t.stack.capacity() <= cap.max(16));
     }
@@ -581,7 +581,7 @@ pub(crate) mod proptests {
             prop_assert_eq!(t.node_count(), expected_nodes(model.keys().map(|&(_, fi, _)| filters[fi].as_str())));
             for topic in small_topics() {
                 let mut got = Vec::new();
-                t.for_each_match(&topic, |h| match h {
+                t.for_each_match(topic, |h| match h {
                     Hit::Sub(k, &v) => got.push((None, k, v)),
                     Hit::Shared(g) => {
                         let gi = if g.name() == "g0" { 0 } else { 1 };
@@ -590,7 +590,7 @@ pub(crate) mod proptests {
                 });
                 got.sort_unstable();
                 let mut want: Vec<_> = model.iter()
-                    .filter(|((_, fi, _), _)| matches(&filters[*fi], &topic))
+                    .filter(|((_, fi, _), _)| matches(&filters[*fi], topic))
                     .map(|(&(g, _, k), &v)| (g, k, v))
                     .collect();
                 want.sort_unstable();
