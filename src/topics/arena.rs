@@ -21,7 +21,8 @@ impl NodeId {
 }
 
 /// Up to this many keyed children are kept in a scanned `Vec`; one more switches to a `HashMap`,
-/// and shrinking to half of it switches back. 8 measured best against 4 and 16 in benches/trie.rs.
+/// and shrinking to half of it switches back. benches/trie.rs with 4, 8 and 16 gave results
+/// within its noise (a shared, loaded 2-core machine); re-measure on a quiet target board.
 const FEW_MAX: usize = 8;
 
 /// A node's keyed children: few are scanned (string lengths compare without touching the heap),

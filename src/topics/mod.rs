@@ -3,7 +3,7 @@
 //!
 //! What this room owns:
 //! - [`name`]: [`validate_name`], [`validate_filter`], [`parse_shared`] (`$share/{group}/{filter}`),
-//!   and [`matches`], the single-filter reference used for ACL rules;
+//!   and [`matches()`], the single-filter reference used for ACL rules;
 //! - [`trie`]: [`Trie`], subscriptions by filter and subscriber key, with shared groups
 //!   ([`SharedGroup`]) and allocation-free matching ([`Trie::for_each_match`]);
 //! - [`retained`]: [`Retained`], retained messages by topic name, matched by filter.
@@ -20,6 +20,8 @@ pub mod name;
 pub mod retained;
 pub mod trie;
 
-pub use name::{has_wildcards, matches, parse_shared, validate_filter, validate_name, SharedFilter, TopicError};
+pub use name::{
+    has_wildcards, matches, parse_shared, validate_filter, validate_name, SharedFilter, TopicError,
+};
 pub use retained::Retained;
 pub use trie::{Hit, SharedGroup, Trie};

@@ -189,7 +189,18 @@ pub(crate) mod tests {
 
     #[test]
     fn filters_allow_wildcards_only_as_whole_levels_and_hash_only_last() {
-        for ok in ["#", "+", "sport/#", "sport/tennis/#", "+/tennis/#", "sport/+/player1", "/+", "+/+", "a//+", "$SYS/#"] {
+        for ok in [
+            "#",
+            "+",
+            "sport/#",
+            "sport/tennis/#",
+            "+/tennis/#",
+            "sport/+/player1",
+            "/+",
+            "+/+",
+            "a//+",
+            "$SYS/#",
+        ] {
             assert_eq!(validate_filter(ok, BIG, BIG), Ok(()), "{ok}");
         }
         for (bad, err) in [
@@ -297,9 +308,9 @@ pub(crate) mod tests {
     #[test]
     fn matches_agrees_with_a_recursive_reference_on_a_small_domain() {
         let (filters, topics) = (small_filters(), small_topics());
-        for f in &filters {
+        for f in filters {
             let fl: Vec<&str> = f.split('/').collect();
-            for t in &topics {
+            for t in topics {
                 let tl: Vec<&str> = t.split('/').collect();
                 let dollar = t.starts_with('$') && (fl[0] == "+" || fl[0] == "#");
                 assert_eq!(matches(f, t), !dollar && reference(&fl, &tl), "{f} vs {t}");
@@ -312,21 +323,31 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         let mut cur: Vec<Vec<&str>> = vec![vec![]];
         for _ in 0..max {
-            cur = cur.iter().flat_map(|p| alphabet.iter().map(move |l| [p.as_slice(), &[*l]].concat())).collect();
+            cur = cur
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |l| [p.as_slice(), &[*l]].concat()))
+                .collect();
             out.extend(cur.iter().filter(|p| keep(p)).map(|p| p.join("/")));
         }
         out
     }
 
-    /// All valid filters of 1..=4 levels over {a, b, $x, "", +, #} (`#` only last).
-    pub(crate) fn small_filters() -> Vec<String> {
-        let all = join_all(&["a", "b", "$x", "", "+", "#"], 4, |p| p != [""] && !p[..p.len() - 1].contains(&"#"));
-        assert!(all.iter().all(|f| validate_filter(f, BIG, BIG).is_ok()));
-        all
+    /// All 935 valid filters of 1..=4 levels over {a, b, $x, "", +, #} (`#` only last).
+    pub(crate) fn small_filters() -> &'static [String] {
+        static ALL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            let all = join_all(&["a", "b", "$x", "", "+", "#"], 4, |p| {
+                p != [""] && !p[..p.len() - 1].contains(&"#")
+            });
+            assert!(all.iter().all(|f| validate_filter(f, BIG, BIG).is_ok()));
+            assert_eq!(all.len(), 935);
+            all
+        })
     }
 
-    /// All topic names of 1..=4 levels over {a, b, $x, ""}.
-    pub(crate) fn small_topics() -> Vec<String> {
-        join_all(&["a", "b", "$x", ""], 4, |p| p != [""])
+    /// All 339 topic names of 1..=4 levels over {a, b, $x, ""}.
+    pub(crate) fn small_topics() -> &'static [String] {
+        static ALL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| join_all(&["a", "b", "$x", ""], 4, |p| p != [""]))
     }
 }

@@ -230,7 +230,10 @@ mod tests {
         assert_eq!(r.set("a/b", 1), None);
         assert_eq!(r.set("a/b", 2), Some(1));
         assert_eq!(r.set("a", 3), None);
-        assert_eq!((r.len(), r.get("a/b"), r.get("a"), r.get("a/c"), r.get("a/b/c")), (2, Some(&2), Some(&3), None, None));
+        assert_eq!(
+            (r.len(), r.get("a/b"), r.get("a"), r.get("a/c"), r.get("a/b/c")),
+            (2, Some(&2), Some(&3), None, None)
+        );
         assert_eq!(r.remove("a/b/c"), None);
         assert_eq!(r.remove("a"), Some(3));
         assert_eq!(r.remove("a"), None);
@@ -242,11 +245,28 @@ mod tests {
     #[test]
     fn spec_examples_and_dollar_rules_select_retained_topics() {
         let mut r = Retained::new();
-        for (i, t) in ["sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking", "/finance", "$SYS/broker/load", "$SYS"].iter().enumerate() {
+        for (i, t) in [
+            "sport",
+            "sport/",
+            "sport/tennis/player1",
+            "sport/tennis/player1/ranking",
+            "/finance",
+            "$SYS/broker/load",
+            "$SYS",
+        ]
+        .iter()
+        .enumerate()
+        {
             r.set(t, i);
         }
-        assert_eq!(topics_for(&r, "sport/tennis/player1/#"), ["sport/tennis/player1", "sport/tennis/player1/ranking"]);
-        assert_eq!(topics_for(&r, "sport/#"), ["sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking"]);
+        assert_eq!(
+            topics_for(&r, "sport/tennis/player1/#"),
+            ["sport/tennis/player1", "sport/tennis/player1/ranking"]
+        );
+        assert_eq!(
+            topics_for(&r, "sport/#"),
+            ["sport", "sport/", "sport/tennis/player1", "sport/tennis/player1/ranking"]
+        );
         assert_eq!(topics_for(&r, "sport/+"), ["sport/"]);
         assert_eq!(topics_for(&r, "+/+"), ["/finance", "sport/"]);
         assert_eq!(topics_for(&r, "/+"), ["/finance"]);
@@ -265,12 +285,12 @@ mod tests {
         }
         for f in small_filters() {
             let mut got = Vec::new();
-            r.for_each_match(&f, |t, &i| {
+            r.for_each_match(f, |t, &i| {
                 assert_eq!(t, topics[i], "rebuilt topic");
                 got.push(i);
             });
             got.sort_unstable();
-            let want: Vec<usize> = (0..topics.len()).filter(|&i| matches(&f, &topics[i])).collect();
+            let want: Vec<usize> = (0..topics.len()).filter(|&i| matches(f, &topics[i])).collect();
             assert_eq!(got, want, "filter {f}");
         }
     }
@@ -310,7 +330,7 @@ mod tests {
         let kept: Vec<&String> = topics.iter().filter(|t| !t.contains("$x")).collect();
         assert_eq!(r.len(), kept.len());
         assert!(r.node_count() < full);
-        for t in &topics {
+        for t in topics {
             assert_eq!(r.get(t).is_some(), !t.contains("$x"), "{t}");
         }
         assert_eq!(r.get("a/b"), Some(&(1_000_000 + topics.iter().position(|t| t == "a/b").unwrap_or(0))));
@@ -320,5 +340,43 @@ mod tests {
             r.set(t, i);
         }
         assert_eq!((r.node_count(), r.arena.slots()), (full, full), "freed slots are reused");
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::topics::name::matches;
+    use crate::topics::name::tests::{small_filters, small_topics};
+    use crate::topics::trie::proptests::expected_nodes;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        #[test]
+        fn random_set_and_remove_sequences_agree_with_a_model(
+            ops in prop::collection::vec((any::<bool>(), 0usize..339), 1..80),
+            filter in 0usize..935,
+        ) {
+            let (topics, filters) = (small_topics(), small_filters());
+            let mut r = Retained::new();
+            let mut model = BTreeMap::new();
+            for (n, &(set, ti)) in ops.iter().enumerate() {
+                let t = &topics[ti % topics.len()];
+                if set {
+                    prop_assert_eq!(r.set(t, n), model.insert(t.clone(), n));
+                } else {
+                    prop_assert_eq!(r.remove(t), model.remove(t));
+                }
+            }
+            prop_assert_eq!(r.len(), model.len());
+            prop_assert_eq!(r.node_count(), expected_nodes(model.keys().map(String::as_str)));
+            let f = &filters[filter % filters.len()];
+            let mut got = Vec::new();
+            r.for_each_match(f, |t, &n| got.push((t.to_string(), n)));
+            got.sort();
+            let want: Vec<_> = model.iter().filter(|(t, _)| matches(f, t)).map(|(t, &n)| (t.clone(), n)).collect();
+            prop_assert_eq!(got, want);
+        }
     }
 }

@@ -323,7 +323,19 @@ mod tests {
     #[test]
     fn spec_examples_of_section_4_7_match_through_the_trie() {
         let mut t = Trie::new();
-        let filters = ["sport/tennis/player1/#", "sport/#", "#", "sport/tennis/+", "sport/+", "+/+", "/+", "+", "$SYS/#", "+/monitor/Clients", "$SYS/monitor/+"];
+        let filters = [
+            "sport/tennis/player1/#",
+            "sport/#",
+            "#",
+            "sport/tennis/+",
+            "sport/+",
+            "+/+",
+            "/+",
+            "+",
+            "$SYS/#",
+            "+/monitor/Clients",
+            "$SYS/monitor/+",
+        ];
         for (k, f) in filters.iter().enumerate() {
             t.insert(f, k as u32, 0);
         }
@@ -356,7 +368,7 @@ mod tests {
             assert_eq!(t.insert(f, k as u32, k as u32), None);
         }
         assert_eq!(t.len(), filters.len());
-        for topic in &topics {
+        for topic in topics {
             let mut got = Vec::new();
             t.for_each_match(topic, |h| {
                 if let Hit::Sub(k, v) = h {
@@ -368,7 +380,8 @@ mod tests {
             got.sort_unstable();
             got.dedup();
             assert_eq!(got.len(), n, "an entry was visited twice for {topic}");
-            let want: Vec<u32> = (0..filters.len() as u32).filter(|&k| matches(&filters[k as usize], topic)).collect();
+            let want: Vec<u32> =
+                (0..filters.len() as u32).filter(|&k| matches(&filters[k as usize], topic)).collect();
             assert_eq!(got, want, "topic {topic}");
         }
     }
@@ -390,8 +403,9 @@ mod tests {
             assert_eq!(t.remove_shared("g", f, k as u32), Some(0));
             if k % 97 == 0 {
                 for topic in small_topics() {
-                    let want: Vec<u32> = (0..k as u32).filter(|&j| matches(&filters[j as usize], &topic)).collect();
-                    assert_eq!(keys(&mut t, &topic), want);
+                    let want: Vec<u32> =
+                        (0..k as u32).filter(|&j| matches(&filters[j as usize], topic)).collect();
+                    assert_eq!(keys(&mut t, topic), want);
                 }
             }
         }
@@ -491,7 +505,10 @@ mod tests {
         for (k, n) in names.iter().enumerate() {
             t.insert(&format!("w/{n}"), k as u32, 0);
         }
-        assert!(matches!(t.arena.links[t.path("w").map_or(0, |id| id.idx())].children, super::super::arena::Children::Many(_)));
+        assert!(matches!(
+            t.arena.links[t.path("w").map_or(0, |id| id.idx())].children,
+            super::super::arena::Children::Many(_)
+        ));
         for (k, n) in names.iter().enumerate() {
             assert_eq!(keys(&mut t, &format!("w/{n}")), [k as u32]);
         }
@@ -505,13 +522,80 @@ mod tests {
     fn match_reuses_its_stack() {
         let mut t = Trie::new();
         for f in small_filters() {
-            t.insert(&f, 0u32, 0u32);
+            t.insert(f, 0u32, 0u32);
         }
         t.for_each_match("a/b/$x/", |_| {});
         let cap = t.stack.capacity();
         for topic in small_topics() {
-            t.for_each_match(&topic, |_| {});
+            t.for_each_match(topic, |_| {});
         }
         assert!(t.stack.capacity() <= cap.max(16));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod proptests {
+    use super::*;
+    use crate::topics::name::matches;
+    use crate::topics::name::tests::{small_filters, small_topics};
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, HashSet};
+
+    /// Live nodes a trie holding exactly `filters` must have: the root plus one per distinct
+    /// level prefix.
+    pub(crate) fn expected_nodes<'a>(filters: impl Iterator<Item = &'a str>) -> usize {
+        let mut prefixes = HashSet::new();
+        for f in filters {
+            let mut end = 0;
+            for level in f.split('/') {
+                end += level.len();
+                prefixes.insert(&f[..end]);
+                end += 1;
+            }
+        }
+        prefixes.len() + 1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn random_subscribe_and_unsubscribe_sequences_agree_with_a_model(
+            ops in prop::collection::vec((any::<bool>(), 0usize..935, 0u32..4, prop::option::of(0u8..2)), 1..80)
+        ) {
+            let filters = small_filters();
+            let mut t: Trie<u32, usize> = Trie::new();
+            let mut model: BTreeMap<(Option<u8>, usize, u32), usize> = BTreeMap::new();
+            for (n, &(add, fi, key, group)) in ops.iter().enumerate() {
+                let f = &filters[fi % filters.len()];
+                let g = group.map(|g| if g == 0 { "g0" } else { "g1" });
+                let got = match (add, g) {
+                    (true, None) => t.insert(f, key, n),
+                    (true, Some(g)) => t.insert_shared(g, f, key, n),
+                    (false, None) => t.remove(f, key),
+                    (false, Some(g)) => t.remove_shared(g, f, key),
+                };
+                let want = if add { model.insert((group, fi, key), n) } else { model.remove(&(group, fi, key)) };
+                prop_assert_eq!(got, want);
+            }
+            prop_assert_eq!(t.len(), model.len());
+            prop_assert_eq!(t.node_count(), expected_nodes(model.keys().map(|&(_, fi, _)| filters[fi].as_str())));
+            for topic in small_topics() {
+                let mut got = Vec::new();
+                t.for_each_match(topic, |h| match h {
+                    Hit::Sub(k, &v) => got.push((None, k, v)),
+                    Hit::Shared(g) => {
+                        let gi = if g.name() == "g0" { 0 } else { 1 };
+                        got.extend(g.members().iter().map(|&(k, v)| (Some(gi), k, v)));
+                    }
+                });
+                got.sort_unstable();
+                let mut want: Vec<_> = model.iter()
+                    .filter(|((_, fi, _), _)| matches(&filters[*fi], topic))
+                    .map(|(&(g, _, k), &v)| (g, k, v))
+                    .collect();
+                want.sort_unstable();
+                prop_assert_eq!(got, want, "topic {}", topic);
+            }
+        }
     }
 }
