@@ -735,3 +735,25 @@ fn http_stats_serves_metrics_and_json_and_refuses_the_rest() {
     assert_eq!(status_line(&out), "HTTP/1.1 200 OK");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Interop: paho-mqtt (Python) over WebSocket, skipped when python3 or paho-mqtt is missing.
+
+#[test]
+fn paho_mqtt_over_websocket() {
+    let srv = start(vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")]);
+    let (host, port) = srv.addr(0).rsplit_once(':').unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop_listeners/paho_ws.py");
+    let out = match std::process::Command::new("timeout").args(["60", "python3", script, host, port, "/mqtt"]).output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run python3: {e}");
+            return;
+        }
+    };
+    if out.status.code() == Some(77) {
+        eprintln!("skipped: paho-mqtt not installed");
+        return;
+    }
+    assert!(out.status.success(), "paho over websocket failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}

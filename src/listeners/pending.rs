@@ -175,6 +175,7 @@ pub enum Step {
 pub struct Pending {
     state: State,
     next: Next,
+    #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(dead_code))]
     common_name: Option<String>,
 }
 
@@ -291,6 +292,7 @@ impl Pending {
                         Ok(None) => self.state = State::Head { io, buf },
                         Err(e) => self.state = State::Respond { io, out: e.response(), pos: 0, then: Then::Close },
                         Ok(Some((head, used))) => match &self.next {
+                            // `used` splits off WebSocket frames that came with the head.
                             #[cfg(feature = "ws")]
                             Next::Ws { path, .. } => {
                                 self.state = match super::ws::upgrade(&head, path) {
@@ -301,6 +303,7 @@ impl Pending {
                                 }
                             }
                             _ => {
+                                let _ = used;
                                 self.state = State::AwaitAnswer(io);
                                 return Step::Stats(head);
                             }

@@ -69,6 +69,8 @@ struct Side {
     pending: Pending,
     listener: usize,
     remote: String,
+    /// Full sequence number: the token carries it modulo [`SIDE_SEQS`], deadlines in full, so a
+    /// stale deadline never closes a newer connection in the same slot.
     seq: u32,
 }
 
@@ -334,7 +336,7 @@ impl Server {
             return;
         }
         self.side_seq = self.side_seq.wrapping_add(1);
-        let seq = self.side_seq % SIDE_SEQS;
+        let seq = self.side_seq;
         let entry = self.sides.vacant_entry();
         let key = entry.key();
         if let Err(e) = pending.register(self.poll.registry(), side_token(key, seq)) {
@@ -346,10 +348,11 @@ impl Server {
         self.advance_side(key, seq, now);
     }
 
-    /// Drives a side connection: handshake, HTTP answer, or hand-over to the broker.
+    /// Drives a side connection: handshake, HTTP answer, or hand-over to the broker. `seq` is
+    /// the sequence number as carried in the token (modulo [`SIDE_SEQS`]).
     fn advance_side(&mut self, key: usize, seq: u32, now: Instant) {
         loop {
-            let Some(side) = self.sides.get_mut(key).filter(|s| s.seq == seq) else { return };
+            let Some(side) = self.sides.get_mut(key).filter(|s| s.seq % SIDE_SEQS == seq % SIDE_SEQS) else { return };
             match side.pending.advance() {
                 Step::Wait => return,
                 Step::Stats(head) => {
