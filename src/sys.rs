@@ -64,3 +64,114 @@ impl Stats {
         ]
     }
 }
+
+/// Whether a metric only goes up (Prometheus `counter`) or goes up and down (`gauge`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic since start.
+    Counter,
+    /// A current value.
+    Gauge,
+}
+
+/// One exported value: its name (JSON key; Prometheus name is `edgemq_` + name, with
+/// `_total` on counters), help text, kind and value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metric {
+    /// Key, e.g. `clients_connected`.
+    pub name: &'static str,
+    /// One line of help.
+    pub help: &'static str,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// The value.
+    pub value: u64,
+}
+
+impl Stats {
+    /// Every value, in a fixed order: the single table behind [`Stats::to_json`] and
+    /// [`Stats::to_prometheus`], so the two never disagree.
+    pub fn metrics(&self) -> [Metric; 16] {
+        use MetricKind::{Counter, Gauge};
+        let m = |name, help, kind, value| Metric { name, help, kind, value };
+        [
+            m("uptime_seconds", "Seconds since the broker started.", Gauge, self.uptime_ms / 1000),
+            m("connections", "Network connections accepted since start.", Counter, self.connections_total),
+            m("clients_connected", "Clients connected now (CONNACK sent).", Gauge, self.clients_connected),
+            m("clients_disconnected", "Persistent sessions kept for clients not connected.", Gauge, self.clients_disconnected),
+            m("clients_maximum", "Most clients connected at once since start.", Gauge, self.clients_maximum),
+            m("subscriptions", "Subscriptions held.", Gauge, self.subscriptions),
+            m("retained_messages", "Retained messages held.", Gauge, self.retained_messages),
+            m("inflight_messages", "Outbound QoS 1 and 2 messages awaiting acknowledgement.", Gauge, self.inflight),
+            m("messages_received", "PUBLISH packets received.", Counter, self.messages_received),
+            m("messages_sent", "PUBLISH packets sent.", Counter, self.messages_sent),
+            m("messages_dropped", "Messages dropped (queue full, too large for the client, expired).", Counter, self.messages_dropped),
+            m("bytes_received", "Bytes received from clients.", Counter, self.bytes_received),
+            m("bytes_sent", "Bytes sent to clients.", Counter, self.bytes_sent),
+            m("packets_received", "MQTT packets received.", Counter, self.packets_received),
+            m("packets_sent", "MQTT packets sent.", Counter, self.packets_sent),
+            m("buffer_bytes", "Bytes held by connection buffers now.", Gauge, self.buffer_bytes),
+        ]
+    }
+
+    /// A JSON object of every value (`{"uptime_seconds":12,...}`), rendered by hand.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(512);
+        out.push('{');
+        for (i, m) in self.metrics().iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // Names are fixed ASCII identifiers: nothing to escape.
+            out.push_str(&format!("\"{}\":{}", m.name, m.value));
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE` and one
+    /// sample per metric, named `edgemq_<name>` (counters end in `_total`).
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        for m in self.metrics() {
+            let (name, kind) = match m.kind {
+                MetricKind::Counter => (format!("edgemq_{}_total", m.name), "counter"),
+                MetricKind::Gauge => (format!("edgemq_{}", m.name), "gauge"),
+            };
+            out.push_str(&format!("# HELP {name} {}\n# TYPE {name} {kind}\n{name} {}\n", m.help, m.value));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Stats {
+        Stats { uptime_ms: 12_345, clients_connected: 3, bytes_sent: 99, ..Stats::default() }
+    }
+
+    #[test]
+    fn json_has_every_key_once_with_its_value() {
+        let json = sample().to_json();
+        assert!(json.starts_with("{\"uptime_seconds\":12,"), "{json}");
+        assert!(json.contains("\"clients_connected\":3,"));
+        assert!(json.trim_end().ends_with("\"buffer_bytes\":0}"));
+        for m in sample().metrics() {
+            assert_eq!(json.matches(&format!("\"{}\":", m.name)).count(), 1, "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn prometheus_lines_are_help_type_sample() {
+        let text = sample().to_prometheus();
+        assert!(text.contains("# TYPE edgemq_clients_connected gauge\nedgemq_clients_connected 3\n"));
+        assert!(text.contains("# TYPE edgemq_bytes_sent_total counter\nedgemq_bytes_sent_total 99\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.split_once(' ').unwrap();
+            assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{name}");
+            value.parse::<u64>().unwrap();
+        }
+    }
+}

@@ -66,15 +66,107 @@ pub struct ListenerConfig {
     pub allow_anonymous: Option<bool>,
 }
 
-impl ListenerConfig {
-    /// A plain TCP listener.
-    pub fn tcp(name: &str, bind: &str) -> Self {
-        ListenerConfig { name: name.into(), kind: ListenerKind::Tcp, bind: bind.into(), allow_anonymous: None }
+impl TlsConfig {
+    /// Server certificate chain and key from PEM files; no client certificates; a 10 s
+    /// handshake timeout.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca: None,
+            require_client_cert: false,
+            cn_as_username: false,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+
+    /// Verifies client certificates against the CA in this PEM file; `required` refuses
+    /// clients without one.
+    pub fn with_client_ca(mut self, ca: impl Into<PathBuf>, required: bool) -> Self {
+        self.client_ca = Some(ca.into());
+        self.require_client_cert = required;
+        self
+    }
+
+    /// Uses the verified client certificate's common name as the MQTT username.
+    pub fn with_cn_as_username(mut self, on: bool) -> Self {
+        self.cn_as_username = on;
+        self
+    }
+
+    /// Sets the handshake timeout in milliseconds.
+    pub fn with_handshake_timeout_ms(mut self, ms: u64) -> Self {
+        self.handshake_timeout_ms = ms;
+        self
     }
 }
 
+/// The WebSocket path used when none is given.
+pub const DEFAULT_WS_PATH: &str = "/mqtt";
+
+impl ListenerConfig {
+    fn with(name: &str, kind: ListenerKind, bind: &str) -> Self {
+        ListenerConfig { name: name.into(), kind, bind: bind.into(), allow_anonymous: None }
+    }
+
+    /// A plain TCP listener.
+    pub fn tcp(name: &str, bind: &str) -> Self {
+        Self::with(name, ListenerKind::Tcp, bind)
+    }
+
+    /// MQTT over TLS.
+    pub fn tls(name: &str, bind: &str, tls: TlsConfig) -> Self {
+        Self::with(name, ListenerKind::Tls(tls), bind)
+    }
+
+    /// MQTT over WebSocket on `path` (e.g. [`DEFAULT_WS_PATH`]).
+    pub fn ws(name: &str, bind: &str, path: &str) -> Self {
+        Self::with(name, ListenerKind::Ws { path: path.into() }, bind)
+    }
+
+    /// MQTT over WebSocket over TLS on `path`.
+    pub fn wss(name: &str, bind: &str, path: &str, tls: TlsConfig) -> Self {
+        Self::with(name, ListenerKind::Wss { path: path.into(), tls }, bind)
+    }
+
+    /// MQTT over a Unix domain socket at `path` with file mode `mode` (e.g. 0o660).
+    pub fn unix(name: &str, path: &str, mode: u32) -> Self {
+        Self::with(name, ListenerKind::Unix { mode }, path)
+    }
+
+    /// The read-only HTTP stats responder (`/`, `/stats` JSON; `/metrics` Prometheus text).
+    pub fn http(name: &str, bind: &str) -> Self {
+        Self::with(name, ListenerKind::HttpStats, bind)
+    }
+
+    /// The TLS settings, for `tls` and `wss` listeners.
+    pub fn tls_config(&self) -> Option<&TlsConfig> {
+        match &self.kind {
+            ListenerKind::Tls(t) | ListenerKind::Wss { tls: t, .. } => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Milliseconds a connection may spend in its transport handshake (TLS, WebSocket upgrade,
+    /// HTTP request) before it is closed: the TLS setting where there is one, else `default_ms`.
+    pub fn handshake_timeout_ms(&self, default_ms: u64) -> u64 {
+        self.tls_config().map_or(default_ms, |t| t.handshake_timeout_ms)
+    }
+}
+
+pub mod http;
+pub mod pending;
 pub mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(feature = "ws")]
+pub mod ws;
+pub use pending::{Pending, Setup, Start, Step};
 pub use stream::{Acceptor, Stream};
+
+fn unsupported(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::Unsupported, format!("built without the `{what}` feature"))
+}
 
 /// Binds the listener's socket. Errors name the listener and the address.
 pub fn bind(cfg: &ListenerConfig) -> std::io::Result<Acceptor> {
@@ -87,14 +179,50 @@ pub fn bind(cfg: &ListenerConfig) -> std::io::Result<Acceptor> {
             std::fs::set_permissions(&cfg.bind, std::fs::Permissions::from_mode(*mode)).map_err(named)?;
             Ok(Acceptor::Unix(l))
         }
-        ListenerKind::Tcp => {
+        _ => {
             let addr: std::net::SocketAddr = cfg
                 .bind
                 .parse()
                 .map_err(|_| named(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not an ip:port address")))?;
             Ok(Acceptor::Tcp(mio::net::TcpListener::bind(addr).map_err(named)?))
         }
-        _ => Err(named(std::io::Error::new(std::io::ErrorKind::Unsupported, "listener type not built yet"))),
+    }
+}
+
+/// What runs on the listener's sockets, with its TLS configuration loaded from the files
+/// (`max_packet` bounds WebSocket messages). Errors name the listener and the file.
+pub fn setup(cfg: &ListenerConfig, max_packet: usize) -> std::io::Result<Setup> {
+    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("listener `{}`: {e}", cfg.name));
+    let _ = max_packet;
+    match &cfg.kind {
+        ListenerKind::Tcp | ListenerKind::Unix { .. } => Ok(Setup::Plain),
+        #[cfg(feature = "tls")]
+        ListenerKind::Tls(t) => Ok(Setup::Tls(tls::server_config(t).map_err(named)?)),
+        #[cfg(feature = "ws")]
+        ListenerKind::Ws { path } => Ok(Setup::Ws { path: ws_path(path), config: ws::config(max_packet) }),
+        #[cfg(all(feature = "ws", feature = "tls"))]
+        ListenerKind::Wss { path, tls } => Ok(Setup::Wss {
+            path: ws_path(path),
+            config: ws::config(max_packet),
+            tls: tls::server_config(tls).map_err(named)?,
+        }),
+        #[cfg(feature = "http-stats")]
+        ListenerKind::HttpStats => Ok(Setup::Http),
+        #[allow(unreachable_patterns)]
+        ListenerKind::Tls(_) => Err(named(unsupported("tls"))),
+        #[allow(unreachable_patterns)]
+        ListenerKind::Ws { .. } | ListenerKind::Wss { .. } => Err(named(unsupported("ws"))),
+        #[allow(unreachable_patterns)]
+        ListenerKind::HttpStats => Err(named(unsupported("http-stats"))),
+    }
+}
+
+#[cfg(feature = "ws")]
+fn ws_path(path: &str) -> String {
+    if path.is_empty() {
+        DEFAULT_WS_PATH.to_string()
+    } else {
+        path.to_string()
     }
 }
 
@@ -105,4 +233,25 @@ pub fn allows_anonymous(cfg: &ListenerConfig) -> bool {
         ListenerKind::Unix { .. } => true,
         _ => cfg.bind.parse::<std::net::SocketAddr>().is_ok_and(|a| a.ip().is_loopback()),
     })
+}
+
+/// Reloads the TLS configuration of a `tls` or `wss` listener from its files into `setup`
+/// (new connections use it; established ones keep theirs). A no-op for other listeners. On
+/// error the old configuration stays.
+pub fn reload_tls(cfg: &ListenerConfig, setup: &mut Setup) -> std::io::Result<()> {
+    let Some(t) = cfg.tls_config() else { return Ok(()) };
+    reload_tls_files(cfg, t, setup)
+}
+
+#[cfg(feature = "tls")]
+fn reload_tls_files(cfg: &ListenerConfig, t: &TlsConfig, setup: &mut Setup) -> std::io::Result<()> {
+    let config = tls::server_config(t)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("listener `{}`: {e}", cfg.name)))?;
+    setup.set_tls(config);
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn reload_tls_files(_: &ListenerConfig, _: &TlsConfig, _: &mut Setup) -> std::io::Result<()> {
+    Ok(())
 }

@@ -1,66 +1,144 @@
-//! The byte streams a listener hands the loop. Today TCP and Unix sockets; TLS and WebSocket
-//! wrap these (issue: listeners) behind the same read/write surface.
+//! The byte streams a listener hands the loop: plain TCP and Unix sockets, TLS, WebSocket and
+//! WebSocket over TLS, all behind the same surface of plain MQTT bytes (`read`, `write`,
+//! `flush_pending`, `register`), so `server/` stays transport-agnostic.
+//!
+//! Readiness discipline: every stream is registered for readable and writable, edge-triggered.
+//! `read` is called until it returns `WouldBlock` (TLS and WebSocket may hold decoded bytes
+//! that need no socket read, and `read` hands those out first); `flush_pending` is called on
+//! every writable edge before new output, since TLS records, WebSocket pongs or a partly
+//! written frame may wait there with no MQTT output behind them.
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 
-/// A connection's transport.
+#[cfg(feature = "tls")]
+use super::tls::TlsStream;
+#[cfg(feature = "ws")]
+use super::ws::WsStream;
+
+/// A connection's transport, carrying plain MQTT bytes.
 #[derive(Debug)]
 pub enum Stream {
     /// Plain TCP.
     Tcp(mio::net::TcpStream),
     /// Unix domain socket.
     Unix(mio::net::UnixStream),
+    /// TLS over TCP, handshake complete.
+    #[cfg(feature = "tls")]
+    Tls(Box<TlsStream>),
+    /// WebSocket over TCP, upgrade complete.
+    #[cfg(feature = "ws")]
+    Ws(Box<WsStream<mio::net::TcpStream>>),
+    /// WebSocket over TLS, both handshakes complete.
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    Wss(Box<WsStream<TlsStream>>),
 }
 
 impl Stream {
-    /// Reads into `buf`; `Ok(0)` is end of stream.
+    /// Reads MQTT bytes into `buf`; `Ok(0)` is end of stream, `WouldBlock` means nothing more
+    /// until the next readable edge.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => s.read(buf),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => s.read(buf),
         }
     }
 
-    /// Writes from `buf`.
+    /// Writes MQTT bytes from `buf` (for WebSocket: one binary frame). `WouldBlock` when the
+    /// transport cannot take more until the next writable edge.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => s.write(buf),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => s.write(buf),
         }
     }
 
-    /// Shuts both directions down (best effort).
+    /// Writes what the transport itself holds (TLS records, WebSocket control frames, a partly
+    /// written frame): `Ok(true)` when nothing is left, `Ok(false)` when the socket is full.
+    pub fn flush_pending(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => Ok(true),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush_tls(),
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => s.flush_ws(),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => Ok(s.flush_ws()? && s.get_mut().flush_tls()?),
+        }
+    }
+
+    /// Closes: a WebSocket close frame and TLS close_notify where they apply (best effort, never
+    /// blocking), then shuts both directions of the socket down.
     pub fn shutdown(&mut self) {
-        let _ = match self {
-            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
-            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
-        };
+        match self {
+            Stream::Tcp(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            Stream::Unix(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.shutdown(),
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => {
+                s.close();
+                let _ = s.get_mut().shutdown(std::net::Shutdown::Both);
+            }
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => {
+                s.close();
+                s.get_mut().shutdown();
+            }
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.socket(),
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => s.get_mut(),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => s.get_mut().socket(),
+        }
     }
 
     /// Registers for readable and writable readiness (edge-triggered).
     pub fn register(&mut self, r: &Registry, t: Token) -> io::Result<()> {
-        let i = Interest::READABLE | Interest::WRITABLE;
-        match self {
-            Stream::Tcp(s) => s.register(r, t, i),
-            Stream::Unix(s) => s.register(r, t, i),
-        }
+        self.source().register(r, t, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Moves the registration to another token (a connection handed from the handshake table
+    /// to the broker).
+    pub fn reregister(&mut self, r: &Registry, t: Token) -> io::Result<()> {
+        self.source().reregister(r, t, Interest::READABLE | Interest::WRITABLE)
     }
 
     /// Deregisters.
     pub fn deregister(&mut self, r: &Registry) {
-        let _ = match self {
-            Stream::Tcp(s) => s.deregister(r),
-            Stream::Unix(s) => s.deregister(r),
-        };
+        let _ = self.source().deregister(r);
     }
 }
 
 /// A bound listening socket.
 #[derive(Debug)]
 pub enum Acceptor {
-    /// TCP.
+    /// TCP (the listener's kind says what runs on top).
     Tcp(mio::net::TcpListener),
     /// Unix domain socket.
     Unix(mio::net::UnixListener),

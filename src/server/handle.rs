@@ -22,6 +22,8 @@ pub enum Command {
     },
     /// Reply with a stats snapshot.
     Stats(mpsc::Sender<Stats>),
+    /// Reload the TLS certificates of every TLS listener from their files and reply.
+    ReloadTls(mpsc::Sender<std::io::Result<()>>),
     /// Stop gracefully.
     Stop,
 }
@@ -67,6 +69,15 @@ impl Handle {
         let (tx, rx) = mpsc::channel();
         self.send(Command::Stats(tx))?;
         rx.recv().map_err(|_| Stopped)
+    }
+
+    /// Reloads TLS certificates and keys from their files (what SIGHUP does): new connections
+    /// use them, connected clients keep theirs. Waits for the loop to answer.
+    pub fn reload_tls(&self) -> std::io::Result<()> {
+        let gone = || std::io::Error::new(std::io::ErrorKind::NotConnected, Stopped);
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::ReloadTls(tx)).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
     }
 
     /// Stops the server: DISCONNECT 0x8B to 5.0 clients, then `serve` returns.

@@ -11,25 +11,44 @@ pub use handle::{Command, Handle};
 
 use crate::broker::{Broker, ClientId, PeerInfo};
 use crate::hooks::Hook;
-use crate::listeners::{self, Acceptor, ListenerConfig, Stream};
+use crate::listeners::{self, http, Acceptor, ListenerConfig, Pending, Setup, Start, Step, Stream};
 use crate::options::Options;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use mio::{Events, Poll, Token, Waker};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind};
 use std::sync::{mpsc, Arc};
 
-/// Client tokens are `ClientId::to_u32` (generation << 16 | slot, slot < 65000). The waker and
-/// listeners take the top values, whose low 16 bits are >= 65000, so they never collide, on
-/// 32-bit targets included.
+/// Token layout. Client tokens are `ClientId::to_u32` (generation << 16 | slot, slot < 65000).
+/// The waker and listeners take the top values, whose low 16 bits are >= 65035. Connections in
+/// a transport handshake or on the HTTP stats listener ("side" connections, kept out of the
+/// broker) use `key << 16 | (65000 + seq % 32)`: low 16 bits in 65000..65032, so none of the
+/// three kinds collide, on 32-bit targets included, and a stale event for a reused side key is
+/// told apart by its sequence number.
 const WAKER: Token = Token(usize::MAX);
 const MAX_LISTENERS: usize = 500;
 const fn listener_token(i: usize) -> Token {
     Token(usize::MAX - 1 - i)
 }
 const fn listener_index(t: Token) -> Option<usize> {
-    let i = usize::MAX - 1 - t.0;
+    let i = (usize::MAX - 1).wrapping_sub(t.0);
     if t.0 != usize::MAX && i < MAX_LISTENERS {
         Some(i)
+    } else {
+        None
+    }
+}
+const SIDE_BASE: usize = 65_000;
+const SIDE_SEQS: u32 = 32;
+const fn side_token(key: usize, seq: u32) -> Token {
+    Token(key << 16 | (SIDE_BASE + (seq % SIDE_SEQS) as usize))
+}
+const fn side_of(t: Token) -> Option<(usize, u32)> {
+    let low = t.0 & 0xffff;
+    if low >= SIDE_BASE && low < SIDE_BASE + SIDE_SEQS as usize {
+        Some((t.0 >> 16, (low - SIDE_BASE) as u32))
     } else {
         None
     }
@@ -40,7 +59,25 @@ const READ_BUDGET: usize = 256 * 1024;
 struct Listener {
     cfg: ListenerConfig,
     acceptor: Acceptor,
+    setup: Setup,
     allow_anonymous: bool,
+    handshake_ms: u64,
+}
+
+/// A connection not handed to the broker (yet): TLS handshake, WebSocket upgrade, HTTP stats.
+struct Side {
+    pending: Pending,
+    listener: usize,
+    remote: String,
+    /// Full sequence number: the token carries it modulo [`SIDE_SEQS`], deadlines in full, so a
+    /// stale deadline never closes a newer connection in the same slot.
+    seq: u32,
+}
+
+/// A broker connection's transport.
+struct Conn {
+    id: ClientId,
+    stream: Stream,
 }
 
 /// A broker with its listeners and event loop.
@@ -48,7 +85,10 @@ pub struct Server {
     broker: Broker,
     poll: Poll,
     listeners: Vec<Listener>,
-    streams: Vec<Option<Stream>>,
+    streams: Vec<Option<Conn>>,
+    sides: Slab<Side>,
+    side_deadlines: BinaryHeap<Reverse<(Instant, usize, u32)>>,
+    side_seq: u32,
     commands: mpsc::Receiver<Command>,
     handle: Handle,
     epoch: std::time::Instant,
@@ -61,7 +101,7 @@ pub struct Server {
 
 impl core::fmt::Debug for Server {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Server").field("listeners", &self.listeners.len()).finish()
+        f.debug_struct("Server").field("listeners", &self.listeners.len()).field("handshaking", &self.sides.len()).finish()
     }
 }
 
@@ -78,6 +118,9 @@ impl Server {
             poll,
             listeners: Vec::new(),
             streams: Vec::new(),
+            sides: Slab::new(),
+            side_deadlines: BinaryHeap::new(),
+            side_seq: 0,
             commands: rx,
             handle: Handle::new(tx, waker),
             epoch: std::time::Instant::now(),
@@ -93,30 +136,66 @@ impl Server {
         self.broker.hooks_mut().add(Box::new(hook));
     }
 
-    /// Binds a listener now; the error names it and its address.
+    /// Binds a listener now (TLS files are read now too); the error names it and its address
+    /// or file.
     pub fn add_listener(&mut self, cfg: ListenerConfig) -> io::Result<()> {
+        let setup = listeners::setup(&cfg, self.broker.options().max_packet_size as usize)?;
         let acceptor = listeners::bind(&cfg)?;
-        self.add_acceptor(cfg, acceptor)
+        self.add_acceptor(cfg, acceptor, setup)
     }
 
-    /// Adds an already-open listener (the embedding program bound it).
+    /// Adds an already-open TCP listener (the embedding program bound it) speaking plain MQTT.
     pub fn add_tcp_listener(&mut self, name: &str, l: std::net::TcpListener) -> io::Result<()> {
-        l.set_nonblocking(true)?;
         let bind = l.local_addr()?.to_string();
-        let acceptor = Acceptor::Tcp(mio::net::TcpListener::from_std(l));
-        self.add_acceptor(ListenerConfig::tcp(name, &bind), acceptor)
+        self.add_open_listener(ListenerConfig::tcp(name, &bind), l)
     }
 
-    fn add_acceptor(&mut self, cfg: ListenerConfig, mut acceptor: Acceptor) -> io::Result<()> {
+    /// Adds an already-open TCP listener that speaks what `cfg` says (TLS, WebSocket, HTTP
+    /// stats…); `cfg.bind` is only used for the anonymous-access default and logs.
+    pub fn add_open_listener(&mut self, cfg: ListenerConfig, l: std::net::TcpListener) -> io::Result<()> {
+        if matches!(cfg.kind, listeners::ListenerKind::Unix { .. }) {
+            return Err(io::Error::new(ErrorKind::InvalidInput, "a TCP listener cannot serve a unix listener config"));
+        }
+        let setup = listeners::setup(&cfg, self.broker.options().max_packet_size as usize)?;
+        l.set_nonblocking(true)?;
+        let acceptor = Acceptor::Tcp(mio::net::TcpListener::from_std(l));
+        self.add_acceptor(cfg, acceptor, setup)
+    }
+
+    fn add_acceptor(&mut self, cfg: ListenerConfig, mut acceptor: Acceptor, setup: Setup) -> io::Result<()> {
         if self.listeners.len() >= MAX_LISTENERS {
             return Err(io::Error::new(ErrorKind::InvalidInput, "too many listeners"));
         }
         let token = listener_token(self.listeners.len());
         acceptor.register(self.poll.registry(), token)?;
-        log::info!("listener `{}` ({:?}) on {}", cfg.name, cfg.kind, acceptor.local_addr());
+        log::info!("listener `{}` ({:?}) on {}", cfg.name, setup, acceptor.local_addr());
         let allow_anonymous = listeners::allows_anonymous(&cfg);
-        self.listeners.push(Listener { cfg, acceptor, allow_anonymous });
+        let handshake_ms = cfg.handshake_timeout_ms(self.broker.options().connect_timeout_ms);
+        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms });
         Ok(())
+    }
+
+    /// Rebuilds the TLS configuration of every `tls` and `wss` listener from its files. New
+    /// connections use the new certificates; connected clients keep theirs. A listener whose
+    /// files fail to load keeps its old configuration; the first error is returned.
+    pub fn reload_tls(&mut self) -> io::Result<()> {
+        let mut result = Ok(());
+        for l in &mut self.listeners {
+            match listeners::reload_tls(&l.cfg, &mut l.setup) {
+                Ok(()) => {
+                    if l.cfg.tls_config().is_some() {
+                        log::info!("listener `{}`: TLS configuration reloaded", l.cfg.name);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("TLS reload: {e}");
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        result
     }
 
     /// Local addresses of the listeners, in the order added (useful with port 0).
@@ -148,7 +227,12 @@ impl Server {
             let timeout = if !self.pending_reads.is_empty() {
                 Some(std::time::Duration::ZERO)
             } else {
-                self.broker.next_deadline().map(|t| t.saturating_since(now).into())
+                let side = self.side_deadlines.peek().map(|Reverse((t, _, _))| *t);
+                match (self.broker.next_deadline(), side) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+                .map(|t| t.saturating_since(now).into())
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != ErrorKind::Interrupted {
@@ -157,23 +241,27 @@ impl Server {
             }
             let now = self.now();
             for ev in events.iter() {
-                match ev.token() {
-                    WAKER => self.run_commands(now),
-                    t if listener_index(t).is_some() => self.accept(listener_index(t).unwrap_or(0), now),
-                    Token(t) => {
-                        let id = ClientId::from_u32(t as u32);
-                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.read(id, now);
-                        }
-                        if ev.is_writable() {
-                            self.write(id, now);
-                        }
+                let t = ev.token();
+                if t == WAKER {
+                    self.run_commands(now);
+                } else if let Some(i) = listener_index(t) {
+                    self.accept(i, now);
+                } else if let Some((key, seq)) = side_of(t) {
+                    self.advance_side(key, seq, now);
+                } else {
+                    let id = ClientId::from_u32(t.0 as u32);
+                    if ev.is_writable() {
+                        self.write(id, now);
+                    }
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        self.read(id, now);
                     }
                 }
             }
             for id in core::mem::take(&mut self.pending_reads) {
                 self.read(id, now);
             }
+            self.expire_sides(now);
             self.broker.tick(now);
             self.flush_and_close(&mut ids, now);
             if !self.starved.is_empty() && !self.broker.over_buffer_budget() {
@@ -188,9 +276,10 @@ impl Server {
     fn accept(&mut self, index: usize, now: Instant) {
         loop {
             let Some(l) = self.listeners.get_mut(index) else { return };
-            let (mut stream, remote) = match l.acceptor.accept() {
+            let (stream, remote) = match l.acceptor.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     log::warn!("listener `{}`: accept failed: {e}", l.cfg.name);
                     return;
@@ -199,33 +288,117 @@ impl Server {
             if self.stopping {
                 continue;
             }
-            let peer = PeerInfo {
-                remote,
-                listener: l.cfg.name.clone(),
-                allow_anonymous: l.allow_anonymous,
-                cert_username: None,
-            };
-            let id = match self.broker.accept(peer, now) {
-                Ok(id) => id,
-                Err(_) => {
-                    log::warn!("max_clients reached: connection refused");
-                    stream.shutdown();
-                    continue;
+            match Pending::start(stream, &l.setup) {
+                Ok(Start::Ready(stream)) => self.admit(index, stream, remote, None, false, now),
+                Ok(Start::Pending(p)) => {
+                    let deadline = now + Duration::from_millis(l.handshake_ms);
+                    self.add_side(index, p, remote, deadline, now);
                 }
-            };
-            if let Err(e) = stream.register(self.poll.registry(), Token(id.to_u32() as usize)) {
-                log::warn!("register failed: {e}");
-                self.broker.release(id);
-                continue;
+                Err(e) => log::warn!("listener `{}`: {e}", l.cfg.name),
             }
-            let slot = id.slot as usize;
-            if self.streams.len() <= slot {
-                self.streams.resize_with(slot + 1, || None);
-            }
-            self.streams[slot] = Some(stream);
-            // Data may already be waiting (edge-triggered: read now).
-            self.read(id, now);
         }
+    }
+
+    /// Hands a connection whose transport is up to the broker.
+    fn admit(&mut self, index: usize, mut stream: Stream, remote: String, cn: Option<String>, registered: bool, now: Instant) {
+        let Some(l) = self.listeners.get(index) else { return };
+        let cert_username = if l.cfg.tls_config().is_some_and(|t| t.cn_as_username) { cn } else { None };
+        let peer = PeerInfo { remote, listener: l.cfg.name.clone(), allow_anonymous: l.allow_anonymous, cert_username };
+        let id = match self.broker.accept(peer, now) {
+            Ok(id) => id,
+            Err(_) => {
+                log::warn!("max_clients reached: connection refused");
+                if registered {
+                    stream.deregister(self.poll.registry());
+                }
+                stream.shutdown();
+                return;
+            }
+        };
+        let token = Token(id.to_u32() as usize);
+        let r = if registered {
+            stream.reregister(self.poll.registry(), token)
+        } else {
+            stream.register(self.poll.registry(), token)
+        };
+        if let Err(e) = r {
+            log::warn!("register failed: {e}");
+            self.broker.release(id);
+            return;
+        }
+        let slot = id.slot as usize;
+        if self.streams.len() <= slot {
+            self.streams.resize_with(slot + 1, || None);
+        }
+        self.streams[slot] = Some(Conn { id, stream });
+        // Edge-triggered: data may already wait in the socket or in TLS/WebSocket buffers.
+        self.write(id, now);
+        self.read(id, now);
+    }
+
+    fn add_side(&mut self, index: usize, mut pending: Pending, remote: String, deadline: Instant, now: Instant) {
+        if self.sides.len() >= self.broker.options().max_clients {
+            log::warn!("too many connections in handshake: connection refused");
+            return;
+        }
+        self.side_seq = self.side_seq.wrapping_add(1);
+        let seq = self.side_seq;
+        let entry = self.sides.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = pending.register(self.poll.registry(), side_token(key, seq)) {
+            log::warn!("register failed: {e}");
+            return;
+        }
+        entry.insert(Side { pending, listener: index, remote, seq });
+        self.side_deadlines.push(Reverse((deadline, key, seq)));
+        self.advance_side(key, seq, now);
+    }
+
+    /// Drives a side connection: handshake, HTTP answer, or hand-over to the broker. `seq` is
+    /// the sequence number as carried in the token (modulo [`SIDE_SEQS`]).
+    fn advance_side(&mut self, key: usize, seq: u32, now: Instant) {
+        loop {
+            let Some(side) = self.sides.get_mut(key).filter(|s| s.seq % SIDE_SEQS == seq % SIDE_SEQS) else { return };
+            match side.pending.advance() {
+                Step::Wait => return,
+                Step::Stats(head) => {
+                    let response = http::stats_response(&head, || self.broker.stats(now));
+                    side.pending.answer(response);
+                }
+                Step::Ready(stream, cn) => {
+                    let side = self.sides.remove(key);
+                    self.admit(side.listener, stream, side.remote, cn, true, now);
+                    return;
+                }
+                Step::Close => {
+                    self.close_side(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close_side(&mut self, key: usize) {
+        if let Some(mut side) = self.sides.try_remove(key) {
+            side.pending.deregister(self.poll.registry());
+        }
+    }
+
+    fn expire_sides(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, key, seq))) = self.side_deadlines.peek().copied() {
+            if deadline > now {
+                return;
+            }
+            self.side_deadlines.pop();
+            if self.sides.get(key).is_some_and(|s| s.seq == seq) {
+                log::debug!("handshake timeout: closing {}", self.sides.get(key).map_or("", |s| s.remote.as_str()));
+                self.close_side(key);
+            }
+        }
+    }
+
+    fn stream_mut(streams: &mut [Option<Conn>], id: ClientId) -> Option<&mut Stream> {
+        streams.get_mut(id.slot as usize)?.as_mut().filter(|c| c.id == id).map(|c| &mut c.stream)
     }
 
     fn read(&mut self, id: ClientId, now: Instant) {
@@ -241,10 +414,10 @@ impl Server {
                 }
                 return;
             }
-            let Some(stream) = self.streams.get_mut(id.slot as usize).and_then(|s| s.as_mut()) else { return };
+            let Some(stream) = Self::stream_mut(&mut self.streams, id) else { return };
             match stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    self.broker.on_closed(id, now);
+                    self.drop_client(id, now);
                     return;
                 }
                 Ok(n) => {
@@ -257,31 +430,58 @@ impl Server {
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.broker.on_closed(id, now);
+                Err(e) => {
+                    log::debug!("read: {e}");
+                    self.drop_client(id, now);
                     return;
                 }
             }
         }
     }
 
-    /// Writes the connection's output until it is empty or the socket would block.
+    /// Writes what the transport holds, then the connection's output, until it is empty or the
+    /// socket would block.
     fn write(&mut self, id: ClientId, now: Instant) {
+        let Some(stream) = Self::stream_mut(&mut self.streams, id) else { return };
+        match stream.flush_pending() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                self.drop_client(id, now);
+                return;
+            }
+        }
         loop {
             let out = self.broker.output(id);
             if out.is_empty() {
                 return;
             }
-            let Some(stream) = self.streams.get_mut(id.slot as usize).and_then(|s| s.as_mut()) else { return };
+            let Some(stream) = Self::stream_mut(&mut self.streams, id) else { return };
             match stream.write(out) {
                 Ok(0) => return,
                 Ok(n) => self.broker.consume_output(id, n, now),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.broker.on_closed(id, now);
+                    self.drop_client(id, now);
                     return;
                 }
+            }
+        }
+    }
+
+    /// The socket of `id` ended or failed: tell the broker, close the socket.
+    fn drop_client(&mut self, id: ClientId, now: Instant) {
+        self.broker.on_closed(id, now);
+        self.close_stream(id);
+    }
+
+    fn close_stream(&mut self, id: ClientId) {
+        let Some(entry) = self.streams.get_mut(id.slot as usize) else { return };
+        if entry.as_ref().is_some_and(|c| c.id == id) {
+            if let Some(mut c) = entry.take() {
+                c.stream.deregister(self.poll.registry());
+                c.stream.shutdown();
             }
         }
     }
@@ -301,10 +501,7 @@ impl Server {
         self.broker.take_closes(ids);
         for &id in ids.iter() {
             self.write(id, now);
-            if let Some(mut s) = self.streams.get_mut(id.slot as usize).and_then(|s| s.take()) {
-                s.deregister(self.poll.registry());
-                s.shutdown();
-            }
+            self.close_stream(id);
             self.broker.release(id);
         }
     }
@@ -318,10 +515,47 @@ impl Server {
                 Command::Stats(reply) => {
                     let _ = reply.send(self.broker.stats(now));
                 }
+                Command::ReloadTls(reply) => {
+                    let _ = reply.send(self.reload_tls());
+                }
                 Command::Stop => {
                     self.stopping = true;
+                    let keys: Vec<usize> = self.sides.iter().map(|(k, _)| k).collect();
+                    for key in keys {
+                        self.close_side(key);
+                    }
                     self.broker.shutdown(now);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_kinds_never_collide() {
+        assert_eq!(listener_index(WAKER), None);
+        assert_eq!(side_of(WAKER), None);
+        for i in 0..MAX_LISTENERS {
+            assert_eq!(listener_index(listener_token(i)), Some(i));
+            assert_eq!(side_of(listener_token(i)), None);
+        }
+        for key in [0usize, 1, 64_999, 65_535] {
+            for seq in 0..SIDE_SEQS {
+                let t = side_token(key, seq);
+                assert_eq!(side_of(t), Some((key, seq)));
+                assert_eq!(listener_index(t), None);
+                assert!(t.0 <= u32::MAX as usize);
+            }
+        }
+        for slot in [0u16, 1, 64_999] {
+            for gen in [0u16, 1, u16::MAX] {
+                let t = Token(ClientId { slot, gen }.to_u32() as usize);
+                assert_eq!(side_of(t), None);
+                assert_eq!(listener_index(t), None);
             }
         }
     }

@@ -167,7 +167,11 @@ impl Session {
     /// follows `drop_oldest`. `Err` reports a drop (the caller counts it).
     pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool) -> Result<(), QueueFull> {
         let cost = d.msg.cost();
-        let full = |s: &Session| s.queue.len() >= max_msgs || s.queued_bytes + cost > max_bytes;
+        // An empty queue always takes one message, so a message larger than the byte bound
+        // (but within the packet size) is still delivered; the bound limits accumulation.
+        let full = |s: &Session| {
+            s.queue.len() >= max_msgs || (!s.queue.is_empty() && s.queued_bytes + cost > max_bytes)
+        };
         if full(self) {
             if d.qos == QoS::AtMostOnce || !drop_oldest {
                 return Err(QueueFull::DroppedNew);
@@ -275,6 +279,9 @@ mod tests {
         let one = delivery(QoS::AtLeastOnce, 100).msg.cost();
         s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false).unwrap();
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false), Err(QueueFull::DroppedNew));
+        s.pop().unwrap();
+        // an empty queue takes a message even when it alone exceeds the byte bound
+        s.enqueue(delivery(QoS::AtLeastOnce, 1000), 10, one, false).unwrap();
         s.pop().unwrap();
         assert_eq!(s.queued_bytes, 0);
     }
