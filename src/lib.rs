@@ -16,6 +16,7 @@ pub mod packets;
 pub mod broker;
 pub mod hooks;
 pub mod session;
+pub mod storage;
 pub mod sys;
 pub mod topics;
 pub mod server;
