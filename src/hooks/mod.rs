@@ -25,8 +25,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub mod allow_all;
 pub mod debug;
+pub mod ledger;
 pub use allow_all::AllowAll;
 pub use debug::Debug;
+pub use ledger::Ledger;
 
 /// The hook points, as bits for [`Hook::provides`]. Named after Mochi MQTT's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

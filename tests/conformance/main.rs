@@ -12,3 +12,4 @@ mod malformed;
 mod connect_ids;
 mod mqtt5;
 mod hooks;
+mod ledger;
