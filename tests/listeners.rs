@@ -116,10 +116,11 @@ impl Hook for Usernames {
     fn provides(&self) -> Provides {
         Provides::of(&[Point::OnConnect])
     }
-    fn on_connect(&mut self, client: &ClientInfo<'_>, _: &Packet<'_>) {
+    fn on_connect(&mut self, client: &ClientInfo<'_>, _: &Packet<'_>) -> Result<(), edgemq::packets::ReasonCode> {
         if let Ok(mut v) = self.0.lock() {
             v.push((client.client_id.to_string(), client.username.map(str::to_string)));
         }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! A connection slot: protocol state of one network connection, its buffers and negotiated
 //! limits. The session (which outlives it) is referenced by key.
 
+use crate::hooks::ClientInfo;
 use crate::packets::Version;
 use crate::time::Instant;
 use std::collections::HashMap;
@@ -59,6 +60,9 @@ pub struct Conn {
     pub(crate) state: ConnState,
     pub(crate) version: Version,
     pub(crate) session: Option<u32>,
+    /// Client identifier from CONNECT (or assigned); empty before CONNECT. Kept after the
+    /// session detaches, for hooks.
+    pub(crate) client_id: Box<str>,
     pub(crate) username: Option<Box<str>>,
     pub(crate) peer: PeerInfo,
     /// Partial inbound frame (borrowed from the pool only while non-empty).
@@ -98,12 +102,25 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Who this connection is, for hooks.
+    pub(crate) fn info(&self) -> ClientInfo<'_> {
+        ClientInfo {
+            client_id: &self.client_id,
+            username: self.username.as_deref(),
+            remote: &self.peer.remote,
+            listener: &self.peer.listener,
+            version: self.version,
+            inline: false,
+        }
+    }
+
     pub(crate) fn new(id: ClientId, peer: PeerInfo, now: Instant) -> Conn {
         Conn {
             id,
             state: ConnState::AwaitConnect,
             version: Version::V3_1_1,
             session: None,
+            client_id: Box::from(""),
             username: None,
             peer,
             rx: Vec::new(),

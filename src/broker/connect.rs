@@ -20,14 +20,19 @@ impl Broker {
             Err(rc) => return self.refuse(id, rc, now),
         };
         let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
-        let (remote, listener, allow_anon, cert_user) = match self.conn(id) {
-            Some(k) => (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.allow_anonymous, k.peer.cert_username.clone()),
+        let (remote, listener, allow_anon, cert_user) = match self.conn_mut(id) {
+            Some(k) => {
+                k.client_id = client_id.into();
+                (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.allow_anonymous, k.peer.cert_username.clone())
+            }
             None => return,
         };
         let username = cert_user.as_deref().or(c.username);
         let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };
         let pkt = Packet::Connect(*c);
-        self.hooks.each(Point::OnConnect, |h| h.on_connect(&info, &pkt));
+        if let Err(rc) = self.hooks.first_err(Point::OnConnect, |h| h.on_connect(&info, &pkt)) {
+            return self.refuse(id, rc, now);
+        }
 
         // Enhanced authentication (5.0, section 4.12): a hook runs the exchange; without one
         // the method is refused with 0x8C.
@@ -248,7 +253,7 @@ impl Broker {
         self.pump(id, now);
     }
 
-    fn new_session(&mut self, client_id: &str) -> u32 {
+    pub(super) fn new_session(&mut self, client_id: &str) -> u32 {
         let key = self.sessions.insert(Session::new(client_id)) as u32;
         self.by_client_id.insert(client_id.into(), key);
         key

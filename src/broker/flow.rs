@@ -4,10 +4,10 @@
 use super::conn::ConnState;
 use super::message::{Message, MessageRef};
 use super::{Broker, ClientId};
-use crate::hooks::{Access, ClientInfo, MessageView, Point};
+use crate::hooks::{Access, ClientInfo, MessageView, Point, Selected};
 use crate::options::QueueFullPolicy;
 use crate::packets::{Ack, Packet, PacketId, Properties, Publish, QoS, QosPid, ReasonCode};
-use crate::session::{Delivery, Inflight, OutState, SubIdList};
+use crate::session::{Delivery, Inflight, OutState, QueueFull, SubIdList};
 use crate::time::Instant;
 use crate::topics::{self, Hit};
 use std::rc::Rc;
@@ -226,6 +226,28 @@ impl Broker {
                 targets.push((key, Delivery { msg: msg.clone(), qos, retain: false, sub_ids }));
             }
         });
+        if self.hooks.provides(Point::OnSelectSubscribers) && !targets.is_empty() {
+            let sessions = &self.sessions;
+            let mut sel: Vec<Selected<'_>> = targets
+                .iter()
+                .map(|(k, d)| Selected { client_id: sessions.get(*k as usize).map_or("", |s| &s.client_id), qos: d.qos, deliver: true })
+                .collect();
+            let view = msg.view();
+            self.hooks.each(Point::OnSelectSubscribers, |h| h.on_select_subscribers(&view, &mut sel));
+            let mut i = 0;
+            targets.retain_mut(|(_, d)| {
+                let s = sel.get(i).copied();
+                i += 1;
+                match s {
+                    Some(s) if s.deliver => {
+                        d.qos = d.qos.min(s.qos);
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                }
+            });
+        }
         let n = targets.len();
         for (key, d) in targets.drain(..) {
             self.deliver(key, d, now);
@@ -242,10 +264,14 @@ impl Broker {
         }
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let o = &self.opts;
+        let msg = self.hooks.provides(Point::OnPublishDropped).then(|| d.msg.clone());
         match o.queue_full_policy {
             QueueFullPolicy::Disconnect if d.qos != QoS::AtMostOnce => {
                 if s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, false).is_err() {
                     self.stats.messages_dropped += 1;
+                    if let Some(m) = msg {
+                        self.notify_dropped(key, &m);
+                    }
                     if let Some(id) = conn {
                         self.protocol_error(id, ReasonCode::QuotaExceeded, now);
                     }
@@ -253,8 +279,13 @@ impl Broker {
                 }
             }
             policy => {
-                if s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest).is_err() {
+                // A drop of the oldest is counted but not reported to hooks (the session does
+                // not hand the dropped message back).
+                if let Err(e) = s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest) {
                     self.stats.messages_dropped += 1;
+                    if let (Some(m), QueueFull::DroppedNew) = (msg, e) {
+                        self.notify_dropped(key, &m);
+                    }
                 }
             }
         }
@@ -289,7 +320,9 @@ impl Broker {
                     self.send(id, &Packet::PubRel(Ack::ok(entry.pid)));
                 }
                 _ => {
-                    self.send_publish(id, &entry.d, Some(entry.pid), true, now);
+                    if self.send_publish(id, &entry.d, Some(entry.pid), true, now) {
+                        self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &entry.d.msg.view(), entry.pid, true));
+                    }
                 }
             }
         }
@@ -308,6 +341,7 @@ impl Broker {
             // [MQTT-3.3.2-5] expired messages are never delivered.
             if d.msg.expired(now) {
                 self.stats.messages_dropped += 1;
+                self.notify_dropped(key, &d.msg);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
@@ -315,9 +349,17 @@ impl Broker {
                 continue;
             }
             let s = &mut self.sessions[key as usize];
-            let Some(pid) = s.alloc_pid() else { return };
+            let Some(pid) = s.alloc_pid() else {
+                // Every identifier is in use: the delivery goes back to the head of the queue.
+                let msg = d.msg.clone();
+                s.queued_bytes += d.msg.cost();
+                s.queue.push_front(d);
+                self.with_client_hooks(id, Point::OnPacketIdExhausted, |h, info| h.on_packet_id_exhausted(info, &msg.view()));
+                return;
+            };
             let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
             if self.send_publish(id, &d, Some(pid), false, now) {
+                self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
                 let s = &mut self.sessions[key as usize];
                 s.inflight.push(Inflight { pid, d, state, sent: true });
             }
@@ -358,9 +400,29 @@ impl Broker {
                 if alias.is_some() && !topic.is_empty() {
                     c.aliases_out.remove(&*d.msg.topic);
                 }
+                if let Some(key) = c.session {
+                    self.notify_dropped(key, &d.msg);
+                }
             }
         }
         ok
+    }
+
+    /// `on_publish_dropped` for a message meant for session `key`.
+    fn notify_dropped(&mut self, key: u32, msg: &Message) {
+        if !self.hooks.provides(Point::OnPublishDropped) {
+            return;
+        }
+        let Some(s) = self.sessions.get(key as usize) else { return };
+        let view = msg.view();
+        self.hooks.each(Point::OnPublishDropped, |h| h.on_publish_dropped(&s.client_id, &view));
+    }
+
+    /// `on_qos_complete` for an outbound exchange that just ended.
+    fn notify_complete(&mut self, id: ClientId, done: Option<Inflight>) {
+        if let Some(i) = done {
+            self.with_client_hooks(id, Point::OnQosComplete, |h, info| h.on_qos_complete(info, &i.d.msg.view(), i.pid));
+        }
     }
 
     fn session_of(&self, id: ClientId) -> Option<u32> {
@@ -370,9 +432,8 @@ impl Broker {
     pub(super) fn on_puback(&mut self, id: ClientId, pid: PacketId, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
         let s = &mut self.sessions[key as usize];
-        if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubAck) {
-            s.take_inflight(pid);
-        }
+        let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubAck) { s.take_inflight(pid) } else { None };
+        self.notify_complete(id, done);
         self.pump(id, now);
     }
 
@@ -383,7 +444,13 @@ impl Broker {
             Some(i) if i.state == OutState::AwaitPubRec || i.state == OutState::AwaitPubComp => {
                 if a.reason.is_error() {
                     // [MQTT-4.3.3-?] a failed PUBREC ends the exchange.
-                    s.take_inflight(a.pid);
+                    if let Some(gone) = s.take_inflight(a.pid) {
+                        if self.hooks.provides(Point::OnQosDropped) {
+                            let s = &self.sessions[key as usize];
+                            let view = gone.d.msg.view();
+                            self.hooks.each(Point::OnQosDropped, |h| h.on_qos_dropped(&s.client_id, &view, gone.pid, a.reason));
+                        }
+                    }
                     self.pump(id, now);
                     return;
                 }
@@ -401,9 +468,8 @@ impl Broker {
     pub(super) fn on_pubcomp(&mut self, id: ClientId, pid: PacketId, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
         let s = &mut self.sessions[key as usize];
-        if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubComp) {
-            s.take_inflight(pid);
-        }
+        let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubComp) { s.take_inflight(pid) } else { None };
+        self.notify_complete(id, done);
         self.pump(id, now);
     }
 

@@ -1,6 +1,7 @@
 //! An application message as the broker keeps it: stored once, shared by every queue that
 //! delivers it (`Rc`), with the MQTT 5 properties that travel with it.
 
+use crate::hooks::MessageView;
 use crate::packets::{Properties, Publish, QoS, SubIds, UserProps};
 use crate::time::{Duration, Instant};
 use std::rc::Rc;
@@ -83,6 +84,11 @@ impl Message {
             correlation_data: pr.correlation_data.map(Into::into),
             user: user.into(),
         }
+    }
+
+    /// The message as hooks see it.
+    pub fn view(&self) -> MessageView<'_> {
+        MessageView { topic: &self.topic, payload: &self.payload, qos: self.qos.as_u8(), retain: self.retain }
     }
 
     /// True once the message expiry interval has passed [MQTT-3.3.2-5].

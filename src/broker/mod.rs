@@ -8,15 +8,19 @@
 pub mod conn;
 mod connect;
 mod flow;
+mod inject;
 pub mod message;
+mod restore;
 mod subscribe;
 
 pub use conn::{ClientId, PeerInfo};
+pub use inject::InjectError;
+pub use restore::Restored;
 pub use message::{Message, MessageRef};
 
-use crate::hooks::{ClientInfo, HookChain, Point};
+use crate::hooks::{ClientInfo, Hook, HookChain, Point, WillVerdict};
 use crate::options::Options;
-use crate::packets::{self, Packet, Properties, ReasonCode, Version};
+use crate::packets::{self, Packet, Properties, QoS, ReasonCode, Version};
 use crate::session::Session;
 use crate::sys::Stats;
 use crate::time::{Duration, Instant};
@@ -140,12 +144,18 @@ impl Broker {
         self.sessions.get(key as usize).is_some_and(|s| s.conn.is_some())
     }
 
-    /// Starts timers that run without connections ($SYS). Called once by the server.
+    /// Restores what the storage hooks hold (`stored_*` loaders), starts the timers that run
+    /// without connections (`$SYS`) and fires `on_started`. Called once by the server before
+    /// the first poll, so before any client is accepted.
     pub fn start(&mut self, now: Instant) {
         if self.started {
             return;
         }
         self.started = true;
+        let r = self.restore(now);
+        if r != Restored::default() {
+            log::info!("restored {r:?}");
+        }
         if self.opts.sys_interval_secs > 0 {
             self.timers.push(Reverse((now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys)));
         }
@@ -251,7 +261,11 @@ impl Broker {
         if self.hooks.provides(Point::OnPacketRead) {
             let (info, hooks) = self.client_info_and_hooks(id);
             if let Some(info) = info {
-                hooks.each(Point::OnPacketRead, |h| h.on_packet_read(&info, &pkt));
+                if let Err(rc) = hooks.first_err(Point::OnPacketRead, |h| h.on_packet_read(&info, &pkt)) {
+                    self.protocol_error(id, rc, now);
+                    self.with_client_hooks(id, Point::OnPacketProcessed, |h, info| h.on_packet_processed(info, &pkt));
+                    return;
+                }
             }
         }
         match (state, pkt) {
@@ -278,19 +292,24 @@ impl Broker {
             (ConnState::Connected, _) => self.protocol_error(id, ReasonCode::ProtocolError, now),
             (ConnState::Closing, _) => {}
         }
+        self.with_client_hooks(id, Point::OnPacketProcessed, |h, info| h.on_packet_processed(info, &pkt));
     }
 
     /// The client info of a connection (for hooks), borrowed alongside the hook chain.
     pub(crate) fn client_info_and_hooks(&mut self, id: ClientId) -> (Option<ClientInfo<'_>>, &mut HookChain) {
-        let info = self.conns.get(id.slot as usize).filter(|c| c.id == id).map(|c| ClientInfo {
-            client_id: c.session.and_then(|k| self.sessions.get(k as usize)).map_or("", |s| &s.client_id),
-            username: c.username.as_deref(),
-            remote: &c.peer.remote,
-            listener: &c.peer.listener,
-            version: c.version,
-            inline: false,
-        });
+        let info = self.conns.get(id.slot as usize).filter(|c| c.id == id).map(|c| c.info());
         (info, &mut self.hooks)
+    }
+
+    /// Calls `f` with the client info of `id` on every hook providing `p` (nothing when no
+    /// hook does, or the connection is gone).
+    pub(crate) fn with_client_hooks(&mut self, id: ClientId, p: Point, mut f: impl FnMut(&mut dyn Hook, &ClientInfo<'_>)) {
+        if !self.hooks.provides(p) {
+            return;
+        }
+        let Some(c) = self.conns.get(id.slot as usize).filter(|c| c.id == id) else { return };
+        let info = c.info();
+        self.hooks.each(p, |h| f(h, &info));
     }
 
     // -----------------------------------------------------------------------------------------
@@ -314,15 +333,21 @@ impl Broker {
             }
         }
         let Some(c) = self.conns.get_mut(id.slot as usize) else { return false };
-        let ok = pkt.encode(c.version, &mut c.tx).is_ok();
-        if ok {
-            self.stats.packets_sent += 1;
-            if !c.flagged {
-                c.flagged = true;
-                self.flush.push(id);
-            }
+        if self.hooks.provides(Point::OnPacketEncode) {
+            let info = c.info();
+            self.hooks.each(Point::OnPacketEncode, |h| h.on_packet_encode(&info, pkt));
         }
-        ok
+        let Ok(len) = pkt.encode(c.version, &mut c.tx) else { return false };
+        self.stats.packets_sent += 1;
+        if !c.flagged {
+            c.flagged = true;
+            self.flush.push(id);
+        }
+        if self.hooks.provides(Point::OnPacketSent) {
+            let info = c.info();
+            self.hooks.each(Point::OnPacketSent, |h| h.on_packet_sent(&info, pkt, len));
+        }
+        true
     }
 
     /// The bytes waiting to be written to the socket of `id`.
@@ -526,24 +551,30 @@ impl Broker {
         s.will_at = None;
         let Some(will) = s.will.take() else { return };
         let client_id = s.client_id.to_string();
-        let view = crate::hooks::MessageView {
-            topic: &will.msg.topic,
-            payload: &will.msg.payload,
-            qos: will.msg.qos.as_u8(),
-            retain: will.msg.retain,
+        let msg = match self.hooks.on_will(&client_id, &will.msg.view()) {
+            WillVerdict::Continue => will.msg,
+            WillVerdict::Suppress => return,
+            WillVerdict::Replace(m) => {
+                if crate::topics::validate_name(&m.topic, self.opts.max_topic_length, self.opts.max_topic_levels).is_err() {
+                    log::warn!("{client_id}: a hook replaced the will with an invalid topic; the original is sent");
+                    will.msg
+                } else {
+                    let max_qos = QoS::from_u8(self.opts.max_qos).unwrap_or(QoS::AtMostOnce);
+                    std::rc::Rc::new(Message {
+                        topic: m.topic.into(),
+                        payload: m.payload.into(),
+                        qos: m.qos.min(max_qos),
+                        retain: m.retain && self.opts.retain_available,
+                        ..(*will.msg).clone()
+                    })
+                }
+            }
         };
-        self.hooks.each(Point::OnWill, |h| h.on_will(&client_id, &view));
-        if will.msg.retain {
-            self.store_retained(&will.msg);
+        if msg.retain {
+            self.store_retained(&msg);
         }
-        self.route(&will.msg, now);
-        let view = crate::hooks::MessageView {
-            topic: &will.msg.topic,
-            payload: &will.msg.payload,
-            qos: will.msg.qos.as_u8(),
-            retain: will.msg.retain,
-        };
-        self.hooks.each(Point::OnWillSent, |h| h.on_will_sent(&client_id, &view));
+        self.route(&msg, now);
+        self.hooks.each(Point::OnWillSent, |h| h.on_will_sent(&client_id, &msg.view()));
     }
 
     /// Removes a session: its subscriptions, queue, inflight and client-id entry.
@@ -552,6 +583,12 @@ impl Broker {
             return;
         }
         let s = self.sessions.remove(key as usize);
+        if !s.inflight.is_empty() && self.hooks.provides(Point::OnQosDropped) {
+            for i in &s.inflight {
+                let view = i.d.msg.view();
+                self.hooks.each(Point::OnQosDropped, |h| h.on_qos_dropped(&s.client_id, &view, i.pid, ReasonCode::UnspecifiedError));
+            }
+        }
         for sub in &s.subs {
             self.unsubscribe_filter(key, &sub.filter);
         }
@@ -653,15 +690,18 @@ impl Broker {
     fn publish_sys(&mut self, now: Instant) {
         // Expired retained messages are swept here too.
         let mut freed = 0;
-        self.retained.retain_mut(|_, m| {
+        let hooks = &mut self.hooks;
+        self.retained.retain_mut(|topic, m| {
             let keep = !m.expired(now);
             if !keep {
                 freed += m.cost();
+                hooks.each(Point::OnRetainedExpired, |h| h.on_retained_expired(topic));
             }
             keep
         });
         self.retained_bytes -= freed.min(self.retained_bytes);
         let stats = self.stats(now);
+        self.hooks.each(Point::OnSysInfoTick, |h| h.on_sys_info_tick(&stats));
         for (topic, value) in stats.topics(env!("CARGO_PKG_VERSION")) {
             let msg = Message {
                 topic: topic.into(),
@@ -680,9 +720,10 @@ impl Broker {
     }
 
     /// Publishes a message from the embedding program (the inline client): no ACL, `$SYS`
-    /// allowed.
+    /// allowed; `on_publish` (which may change or reject it) and `on_published` fire with
+    /// [`ClientInfo::INLINE`]. Returns the number of deliveries (0 when a hook rejected it).
     pub fn publish(&mut self, topic: &str, payload: &[u8], retain: bool, qos: packets::QoS, now: Instant) -> usize {
-        let msg = std::rc::Rc::new(Message {
+        let msg = Message {
             topic: topic.into(),
             payload: payload.into(),
             qos,
@@ -691,11 +732,8 @@ impl Broker {
             expires_at: None,
             has_expiry: false,
             origin: None,
-        });
-        if retain {
-            self.store_retained(&msg);
-        }
-        self.route(&msg, now)
+        };
+        self.publish_inline(msg, now).unwrap_or(0)
     }
 
     /// Sends DISCONNECT 0x8B to every 5.0 client and closes every connection (graceful stop).

@@ -39,12 +39,15 @@ impl Broker {
                 return self.protocol_error(id, ReasonCode::ProtocolError, now);
             }
             let plain = shared.map_or(filter, |s| s.filter);
+            let mut hook_qos = opts.qos;
             let rc = if shared.is_some() && !self.opts.shared_subscription_available {
                 ReasonCode::SharedSubscriptionsNotSupported
             } else if topics::validate_filter(plain, self.opts.max_topic_length, self.opts.max_topic_levels).is_err() {
                 ReasonCode::TopicFilterInvalid
             } else if topics::has_wildcards(plain) && !self.opts.wildcard_subscription_available {
                 ReasonCode::WildcardSubscriptionsNotSupported
+            } else if let Err(rc) = self.hook_subscribe(id, filter, opts.qos).map(|q| hook_qos = q) {
+                rc
             } else if !self.acl_allows(id, plain, Access::Read) {
                 not_authorized
             } else {
@@ -53,7 +56,7 @@ impl Broker {
                 if !exists && s.subs.len() >= self.opts.max_subscriptions_per_client {
                     ReasonCode::QuotaExceeded
                 } else {
-                    let granted = QoS::from_u8(opts.qos.as_u8().min(self.opts.max_qos)).unwrap_or(QoS::AtMostOnce);
+                    let granted = QoS::from_u8(hook_qos.as_u8().min(self.opts.max_qos)).unwrap_or(QoS::AtMostOnce);
                     let mut opts = opts;
                     opts.qos = granted;
                     let entry = SubEntry { opts, id: sub_id };
@@ -114,6 +117,7 @@ impl Broker {
         let mut codes: heapless::Vec<u8, 64> = heapless::Vec::new();
         let mut more_codes: Vec<u8> = Vec::new();
         for filter in u.filters.iter() {
+            self.with_client_hooks(id, Point::OnUnsubscribe, |h, info| h.on_unsubscribe(info, filter));
             let s = &mut self.sessions[key as usize];
             let rc = match s.subs.iter().position(|x| &*x.filter == filter) {
                 Some(i) => {
@@ -144,6 +148,18 @@ impl Broker {
             _ => {
                 self.subs.remove(filter, key);
             }
+        }
+    }
+
+    /// The `on_subscribe` chain for one filter: the QoS to grant, or a refusal.
+    fn hook_subscribe(&mut self, id: ClientId, filter: &str, qos: QoS) -> Result<QoS, ReasonCode> {
+        if !self.hooks.provides(Point::OnSubscribe) {
+            return Ok(qos);
+        }
+        let (info, hooks) = self.client_info_and_hooks(id);
+        match info {
+            Some(info) => hooks.on_subscribe(&info, filter, qos),
+            None => Err(ReasonCode::UnspecifiedError),
         }
     }
 

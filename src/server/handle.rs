@@ -1,7 +1,7 @@
 //! The handle other threads use to talk to a running server: a command channel plus a
 //! `mio::Waker`, so the loop wakes without locks on its per-message path.
 
-use crate::packets::QoS;
+use crate::packets::{QoS, ReasonCode};
 use crate::sys::Stats;
 use mio::Waker;
 use std::sync::{mpsc, Arc};
@@ -19,6 +19,23 @@ pub enum Command {
         retain: bool,
         /// QoS.
         qos: QoS,
+    },
+    /// Inject one encoded packet: as the inline client (`client_id: None`; PUBLISH only, MQTT
+    /// 5.0 encoding, no ACL, `$SYS` allowed) or on behalf of a connected client (its ACL and
+    /// protocol version apply). A packet that cannot be injected is logged and dropped.
+    Inject {
+        /// `None`: the inline client; `Some(id)`: that connected client.
+        client_id: Option<String>,
+        /// Exactly one encoded packet.
+        bytes: Vec<u8>,
+    },
+    /// Disconnect a connected client (DISCONNECT with `reason` to a 5.0 client; its will is
+    /// published).
+    Disconnect {
+        /// The client identifier.
+        client_id: String,
+        /// The reason code, e.g. 0x98 administrative action.
+        reason: ReasonCode,
     },
     /// Reply with a stats snapshot.
     Stats(mpsc::Sender<Stats>),
@@ -62,6 +79,24 @@ impl Handle {
     pub fn publish(&self, topic: &str, payload: &[u8], retain: bool, qos: u8) -> Result<(), Stopped> {
         let qos = QoS::from_u8(qos.min(2)).unwrap_or(QoS::AtMostOnce);
         self.send(Command::Publish { topic: topic.into(), payload: payload.into(), retain, qos })
+    }
+
+    /// Injects one encoded packet as the inline client: PUBLISH only, encoded as MQTT 5.0. It
+    /// bypasses ACL and topic limits and may write `$SYS/...`.
+    pub fn inject(&self, packet: Vec<u8>) -> Result<(), Stopped> {
+        self.send(Command::Inject { client_id: None, bytes: packet })
+    }
+
+    /// Injects one encoded packet (in the client's protocol version) on behalf of the
+    /// connected client `client_id`, handled as if read from its socket: its ACL applies and
+    /// answers go to it. Dropped (and logged) when no such client is connected.
+    pub fn inject_as(&self, client_id: &str, packet: Vec<u8>) -> Result<(), Stopped> {
+        self.send(Command::Inject { client_id: Some(client_id.into()), bytes: packet })
+    }
+
+    /// Disconnects a connected client with `reason` (sent in DISCONNECT to 5.0 clients).
+    pub fn disconnect(&self, client_id: &str, reason: ReasonCode) -> Result<(), Stopped> {
+        self.send(Command::Disconnect { client_id: client_id.into(), reason })
     }
 
     /// A snapshot of the counters (waits for the loop to answer).

@@ -512,6 +512,21 @@ impl Server {
                 Command::Publish { topic, payload, retain, qos } => {
                     self.broker.publish(&topic, &payload, retain, qos, now);
                 }
+                Command::Inject { client_id: None, bytes } => {
+                    if let Err(e) = self.broker.inject(&bytes, now) {
+                        log::warn!("inline inject: {e}");
+                    }
+                }
+                Command::Inject { client_id: Some(cid), bytes } => {
+                    if let Err(e) = self.broker.inject_as(&cid, &bytes, now) {
+                        log::warn!("inject as `{cid}`: {e}");
+                    }
+                }
+                Command::Disconnect { client_id, reason } => {
+                    if !self.broker.disconnect_client(&client_id, reason, now) {
+                        log::info!("disconnect `{client_id}`: not connected");
+                    }
+                }
                 Command::Stats(reply) => {
                     let _ = reply.send(self.broker.stats(now));
                 }

@@ -27,6 +27,15 @@ impl TestBroker {
         TestBroker { b, now: Instant(1_000), pending: Default::default() }
     }
 
+    /// A broker with exactly these hooks, in order (no AllowAll unless given).
+    pub fn with_hooks(opts: Options, hooks: Vec<Box<dyn edgemq::hooks::Hook>>) -> Self {
+        let mut b = Broker::new(opts);
+        for h in hooks {
+            b.hooks_mut().add(h);
+        }
+        TestBroker { b, now: Instant(1_000), pending: Default::default() }
+    }
+
     pub fn accept(&mut self) -> ClientId {
         let peer = PeerInfo { remote: "127.0.0.1:5000".into(), listener: "t".into(), allow_anonymous: true, cert_username: None };
         self.b.accept(peer, self.now).unwrap()

@@ -11,3 +11,5 @@ mod will;
 mod malformed;
 mod connect_ids;
 mod mqtt5;
+mod hooks;
+mod ledger;

@@ -1,0 +1,161 @@
+//! The `Ledger` hook through the socket-free broker: an auth allow/deny matrix, ACL on
+//! subscribe (0x87 per filter) and publish (0x87 in PUBACK, silent drop at QoS 0), `%c`, and
+//! the inline client passing by the ACL while `inject_as` does not.
+
+use crate::common::*;
+use edgemq::broker::{ClientId, PeerInfo};
+use edgemq::hooks::ledger::{hash_password_with_salt, Ledger};
+use edgemq::packets::{self, Packet, Properties, ReasonCode, Subscribe, SubscribeFilters, Version::*};
+use edgemq::Options;
+
+fn ledger() -> Ledger {
+    let alice = hash_password_with_salt("wonderland", 1000, b"0123456789abcdef");
+    let text = format!(
+        r#"
+acl_default = "deny"
+
+[[auth]]
+client = "banned-*"
+allow = false
+
+[[auth]]
+username = "alice"
+password = "{alice}"
+allow = true
+
+[[auth]]
+username = "bob"
+password = "builder"
+allow = true
+
+[[auth]]
+client = "gw-*"
+remote = "10.0.0.*"
+allow = true
+
+[[acl]]
+username = "alice"
+filters = {{ "home/#" = "readwrite", "home/secret/#" = "deny", "alerts/#" = "read", "cmd/%c" = "write" }}
+
+[[acl]]
+username = "bob"
+filters = {{ "build/#" = "write" }}
+"#
+    );
+    Ledger::from_toml(&text, "test.toml").unwrap()
+}
+
+fn broker() -> TestBroker {
+    TestBroker::with_hooks(Options::default(), vec![Box::new(ledger())])
+}
+
+/// CONNECT from `remote` on a listener that does not admit anonymous clients; the CONNACK
+/// reason code.
+fn try_connect(t: &mut TestBroker, client: &str, user: Option<&str>, pass: Option<&[u8]>, remote: &str) -> (ClientId, u8) {
+    let peer = PeerInfo { remote: remote.into(), listener: "t".into(), allow_anonymous: false, cert_username: None };
+    let c = t.b.accept(peer, t.now).unwrap();
+    let mut p = connect_packet(V5, client, true, 0, None);
+    if let Packet::Connect(ref mut k) = p {
+        k.username = user;
+        k.password = pass;
+    }
+    t.send(c, V5, p);
+    let out = t.take(c);
+    match packets::decode(&out, V5, u32::MAX).unwrap().unwrap().0 {
+        Packet::ConnAck(a) => (c, a.reason.as_u8()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// client, user name, password, remote, expected CONNACK code.
+type Case<'a> = (&'a str, Option<&'a str>, Option<&'a [u8]>, &'a str, u8);
+
+#[test]
+fn auth_rules_first_match_wins_and_nothing_matching_is_refused() {
+    let mut t = broker();
+    let local = "127.0.0.1:4000";
+    let cases: &[Case<'_>] = &[
+        ("a1", Some("alice"), Some(b"wonderland"), local, 0x00),
+        ("a2", Some("alice"), Some(b"Wonderland"), local, 0x86),
+        ("a3", Some("alice"), None, local, 0x86),
+        ("banned-1", Some("alice"), Some(b"wonderland"), local, 0x86),
+        ("b1", Some("bob"), Some(b"builder"), local, 0x00),
+        ("b2", Some("bob"), Some(b"builde"), local, 0x86),
+        ("gw-1", None, None, "10.0.0.7:999", 0x00),
+        ("gw-2", None, None, "10.0.1.7:999", 0x87),
+        ("other", None, None, local, 0x87),
+        ("other", Some("mallory"), Some(b"x"), local, 0x86),
+    ];
+    for &(client, user, pass, remote, want) in cases {
+        let (_, got) = try_connect(&mut t, client, user, pass, remote);
+        assert_eq!(got, want, "{client} {user:?} {remote}");
+    }
+}
+
+fn subscribe_codes(t: &mut TestBroker, c: ClientId, filters: &[&str]) -> Vec<u8> {
+    let f: Vec<(&str, packets::SubOptions)> = filters.iter().map(|f| (*f, opts(1))).collect();
+    t.send(c, V5, Packet::Subscribe(Subscribe { pid: pid(1), properties: Properties::default(), filters: SubscribeFilters::List(&f) }));
+    let out = t.take(c);
+    match packets::decode(&out, V5, u32::MAX).unwrap().unwrap().0 {
+        Packet::SubAck(a) => a.codes.to_vec(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn acl_refuses_subscriptions_per_filter_with_0x87() {
+    let mut t = broker();
+    let (a, _) = try_connect(&mut t, "a1", Some("alice"), Some(b"wonderland"), "127.0.0.1:1");
+    let codes = subscribe_codes(&mut t, a, &["home/lights/+", "home/secret/x", "home/#", "#", "alerts/+", "build/#", "cmd/a1"]);
+    // home/# overlaps the denied home/secret/#; cmd/a1 is write-only
+    assert_eq!(codes, [0x01, 0x87, 0x87, 0x87, 0x01, 0x87, 0x87]);
+}
+
+#[test]
+fn acl_refuses_publishes_with_0x87_in_puback_and_drops_qos0_silently() {
+    let mut t = broker();
+    let (a, _) = try_connect(&mut t, "a1", Some("alice"), Some(b"wonderland"), "127.0.0.1:1");
+    assert_eq!(subscribe_codes(&mut t, a, &["home/lights/+", "alerts/+"]), [0x01, 0x01]);
+    let (b, _) = try_connect(&mut t, "b1", Some("bob"), Some(b"builder"), "127.0.0.1:2");
+
+    t.send(a, V5, publish("home/lights/1", b"on", 1, 1, false));
+    assert_eq!(t.take(a), [encode(V5, publish("home/lights/1", b"on", 1, 1, false)), hex("40 02 00 01")].concat());
+    t.send(a, V5, publish("alerts/x", b"no", 1, 2, false));
+    assert_eq!(t.take(a), hex("40 03 00 02 87"), "read-only");
+    t.send(a, V5, publish("cmd/a1", b"ok", 1, 3, false));
+    assert_eq!(t.take(a), hex("40 03 00 03 10"), "%c matches its own id");
+    t.send(a, V5, publish("cmd/b1", b"no", 1, 4, false));
+    assert_eq!(t.take(a), hex("40 03 00 04 87"));
+    t.send(a, V5, publish("home/secret/door", b"no", 1, 5, false));
+    assert_eq!(t.take(a), hex("40 03 00 05 87"), "deny wins over home/#");
+    // QoS 0: dropped without a word
+    t.send(b, V5, publish("alerts/x", b"quiet", 0, 0, false));
+    assert!(t.take(b).is_empty());
+    assert!(t.take(a).is_empty());
+    // 3.1.1 has no reason code in PUBACK: acknowledged, not delivered
+    let mut t3 = broker();
+    let c = t3.accept();
+    let mut p = connect_packet(V3_1_1, "b3", true, 0, None);
+    if let Packet::Connect(ref mut k) = p {
+        k.username = Some("bob");
+        k.password = Some(b"builder");
+    }
+    t3.send(c, V3_1_1, p);
+    t3.take(c);
+    t3.send(c, V3_1_1, publish("home/x", b"no", 1, 6, false));
+    assert_eq!(t3.take(c), hex("40 02 00 06"));
+}
+
+#[test]
+fn the_inline_client_passes_by_the_acl_and_inject_as_does_not() {
+    let mut t = broker();
+    let (a, _) = try_connect(&mut t, "a1", Some("alice"), Some(b"wonderland"), "127.0.0.1:1");
+    assert_eq!(subscribe_codes(&mut t, a, &["alerts/+"]), [0x01]);
+    let pkt = encode(V5, publish("alerts/fire", b"!", 0, 0, false));
+    assert_eq!(t.b.inject(&pkt, t.now), Ok(1));
+    assert_eq!(t.take(a), pkt);
+    // on behalf of alice, who may only read alerts/#: dropped (QoS 0)
+    t.b.inject_as("a1", &pkt, t.now).unwrap();
+    assert!(t.take(a).is_empty());
+    let _ = ReasonCode::Success;
+}
