@@ -176,7 +176,7 @@ fn every_first_byte_in_every_version_decodes_or_fails_as_the_header_table_says()
                     let two = [first, 0];
                     let empty = decode(&two, v, u32::MAX);
                     match first >> 4 {
-                        12 | 13 | 14 => assert!(matches!(empty, Ok(Some((_, 2)))), "{first:#04x} 00 {v:?}: {empty:?}"),
+                        12..=14 => assert!(matches!(empty, Ok(Some((_, 2)))), "{first:#04x} 00 {v:?}: {empty:?}"),
                         15 => assert!(matches!(empty, Ok(Some((Packet::Auth(_), 2))))),
                         _ => assert_eq!(empty, Err(DecodeError::BadLength), "{first:#04x} 00 {v:?}"),
                     }
