@@ -158,7 +158,7 @@ fn malformed_vectors_cover_every_decode_error_variant() {
         .into_iter()
         .filter_map(|v| match v.expect {
             Expect::Malformed { error, .. } => {
-                Some(error.split(|c: char| c == '(' || c == '{').next().unwrap().to_string())
+                Some(error.split(['(', '{']).next().unwrap().to_string())
             }
             _ => None,
         })
