@@ -39,6 +39,9 @@ fn check_first_byte(first: u8, version: Version) -> Result<(), DecodeError> {
             }
             true
         }
+        // MQTT 3.1 sets DUP (bit 3) when it re-delivers a PUBREL, SUBSCRIBE or UNSUBSCRIBE
+        // (3.1 section 2.1, "DUP"); 3.1.1 and 5.0 require exactly 0010 [MQTT-2.1.3-1].
+        6 | 8 | 10 if version == Version::V3_1 => flags & 0x07 == 0x02,
         6 | 8 | 10 => flags == 0x02,
         15 if !version.is_v5() => return Err(DecodeError::ReservedPacketType),
         _ => flags == 0,

@@ -55,7 +55,8 @@ pub enum DecodeError {
     NoTopicFilters,
     /// [MQTT-3.8.3-5] reserved bits of the subscription options are set (or retain handling 3).
     BadSubscriptionOptions,
-    /// A topic filter or name that is empty where the spec requires a non-empty string.
+    /// [MQTT-4.7.3-1] a topic filter or name that is empty where the spec requires a non-empty
+    /// string (5.0 3.3.2.1: an empty PUBLISH topic without a Topic Alias is a Protocol Error).
     EmptyTopic,
 }
 
@@ -67,14 +68,13 @@ impl DecodeError {
         match self {
             PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             UnsupportedProtocolVersion(_) | BadProtocolName => ReasonCode::UnsupportedProtocolVersion,
-            DuplicateProperty(_) | InvalidPropertyValue(_) | ZeroPacketId | NoTopicFilters => {
-                ReasonCode::ProtocolError
-            }
+            DuplicateProperty(_) | InvalidPropertyValue(_) | ZeroPacketId | NoTopicFilters
+            | EmptyTopic => ReasonCode::ProtocolError,
             TopicWildcard => ReasonCode::TopicNameInvalid,
             BadVarInt | ReservedPacketType | BadHeaderFlags | BadLength | InvalidUtf8
             | NullCharacter | InvalidQoS | DupOnQoS0 | PropertyNotAllowed(_)
             | InvalidReasonCode(_) | ConnectReservedFlag | WillFlags | PasswordWithoutUsername
-            | BadSubscriptionOptions | EmptyTopic => ReasonCode::MalformedPacket,
+            | BadSubscriptionOptions => ReasonCode::MalformedPacket,
         }
     }
 }

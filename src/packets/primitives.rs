@@ -56,13 +56,19 @@ pub fn put_varint(w: &mut impl Writer, mut v: u32) {
 }
 
 /// Reads a variable byte integer from the start of `buf`: `Ok(None)` when more bytes are needed,
-/// the value and its length otherwise. [MQTT-1.5.5-1] more than 4 bytes is malformed.
+/// the value and its length otherwise. [MQTT-1.5.5-1] more than 4 bytes is malformed, and so is
+/// an encoding longer than the value needs (a last byte of 0x00 after a continuation byte).
 pub fn read_varint(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
     let mut value: u32 = 0;
     for i in 0..4 {
         let Some(&b) = buf.get(i) else { return Ok(None) };
         value |= u32::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
+            // [MQTT-1.5.5-1] "The encoded value MUST use the minimum number of bytes necessary
+            // to represent the value": a trailing zero byte adds nothing.
+            if b == 0 && i > 0 {
+                return Err(DecodeError::BadVarInt);
+            }
             return Ok(Some((value, i + 1)));
         }
     }
@@ -225,6 +231,15 @@ mod tests {
         assert_eq!(read_varint(&[0xff, 0xff, 0x7f]), Ok(Some((2_097_151, 3))));
         assert_eq!(read_varint(&[0x80, 0x80, 0x80, 0x01]), Ok(Some((2_097_152, 4))));
         assert_eq!(read_varint(&[0xff, 0xff, 0xff, 0x7f]), Ok(Some((VARINT_MAX, 4))));
+    }
+
+    #[test]
+    fn a_varint_longer_than_its_value_needs_is_malformed() {
+        assert_eq!(read_varint(&[0x80, 0x00]), Err(DecodeError::BadVarInt));
+        assert_eq!(read_varint(&[0xff, 0x80, 0x00]), Err(DecodeError::BadVarInt));
+        assert_eq!(read_varint(&[0x80, 0x80, 0x80, 0x00]), Err(DecodeError::BadVarInt));
+        // a zero that is the whole encoding is the shortest form of 0
+        assert_eq!(read_varint(&[0x00]), Ok(Some((0, 1))));
     }
 
     #[test]
