@@ -423,6 +423,19 @@ impl HookChain {
         self.hooks.push(Entry { hook: h, provides });
     }
 
+    /// Replaces the hook whose [`Hook::id`] is `id` (in place, keeping its order); appends
+    /// `h` when there is none. Returns true when a hook was replaced.
+    pub fn replace(&mut self, id: &str, h: Box<dyn Hook>) -> bool {
+        let provides = h.provides();
+        let found = self.hooks.iter().position(|e| e.hook.id() == id);
+        match found {
+            Some(i) => self.hooks[i] = Entry { hook: h, provides },
+            None => self.hooks.push(Entry { hook: h, provides }),
+        }
+        self.provides = Provides(self.hooks.iter().fold(0, |m, e| m | e.provides.0));
+        found.is_some()
+    }
+
     /// Number of hooks.
     pub fn len(&self) -> usize {
         self.hooks.len()

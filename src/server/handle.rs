@@ -6,6 +6,15 @@ use crate::sys::Stats;
 use mio::Waker;
 use std::sync::{mpsc, Arc};
 
+/// A hook on its way to the loop thread.
+pub struct SendHook(pub Box<dyn crate::hooks::Hook + Send>);
+
+impl core::fmt::Debug for SendHook {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SendHook({})", self.0.id())
+    }
+}
+
 /// A request to the loop.
 #[derive(Debug)]
 pub enum Command {
@@ -37,6 +46,8 @@ pub enum Command {
         /// The reason code, e.g. 0x98 administrative action.
         reason: ReasonCode,
     },
+    /// Replace the hook with this id (or append it): how a ledger is reloaded on SIGHUP.
+    ReplaceHook(String, SendHook),
     /// Reply with a stats snapshot.
     Stats(mpsc::Sender<Stats>),
     /// Reload the TLS certificates of every TLS listener from their files and reply.
@@ -97,6 +108,12 @@ impl Handle {
     /// Disconnects a connected client with `reason` (sent in DISCONNECT to 5.0 clients).
     pub fn disconnect(&self, client_id: &str, reason: ReasonCode) -> Result<(), Stopped> {
         self.send(Command::Disconnect { client_id: client_id.into(), reason })
+    }
+
+    /// Replaces the hook whose id is `id` with `hook` (appending it when there is none), e.g. a
+    /// reloaded [`crate::hooks::Ledger`]. Takes effect for the next packet the loop handles.
+    pub fn replace_hook(&self, id: &str, hook: impl crate::hooks::Hook + Send + 'static) -> Result<(), Stopped> {
+        self.send(Command::ReplaceHook(id.to_string(), SendHook(Box::new(hook))))
     }
 
     /// A snapshot of the counters (waits for the loop to answer).

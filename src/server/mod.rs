@@ -527,6 +527,10 @@ impl Server {
                         log::info!("disconnect `{client_id}`: not connected");
                     }
                 }
+                Command::ReplaceHook(id, hook) => {
+                    let replaced = self.broker.hooks_mut().replace(&id, hook.0);
+                    log::info!("hook `{id}` {}", if replaced { "replaced" } else { "added" });
+                }
                 Command::Stats(reply) => {
                     let _ = reply.send(self.broker.stats(now));
                 }
