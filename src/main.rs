@@ -1,6 +1,9 @@
 //! The standalone `edgemq` binary: flags, config file, logging, signals, then `Server::serve()`.
 
 use edgemq::config::{self, Config};
+use edgemq::hooks::Ledger;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use edgemq::Server;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +13,7 @@ edgemq: a small MQTT 5.0 / 3.1.1 / 3.1 broker for edge gateways
 
 USAGE:
     edgemq [OPTIONS]
+    edgemq passwd [-i ITERATIONS] [PASSWORD]   print a PBKDF2 hash for a ledger file
 
 OPTIONS:
     -c, --config FILE         read the configuration from FILE (TOML; see --print-default-config)
@@ -25,6 +29,10 @@ OPTIONS:
 With no options edgemq listens on 127.0.0.1:1883 and admits anonymous clients there: anonymous
 clients are admitted on loopback listeners and Unix sockets only, unless the configuration says
 otherwise (`allow_anonymous`). Exit status 2 means a bad command line or configuration.
+
+SIGINT/SIGTERM stop gracefully (DISCONNECT 0x8B to MQTT 5 clients). SIGHUP reloads the ledger
+file, TLS certificates and the log level from the configuration file; other changes need a
+restart and are logged as such.
 ";
 
 #[derive(Default)]
@@ -72,6 +80,11 @@ fn parse_args() -> Result<Parsed, String> {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("passwd") {
+        let code = edgemq::hooks::ledger::passwd_main(&argv[2..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let args = match parse_args() {
         Ok(Parsed::Run(a)) => a,
         Ok(Parsed::Exit(code)) => return code,
@@ -110,7 +123,18 @@ fn main() -> ExitCode {
         _ => log::LevelFilter::Trace,
     };
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
-    match run(cfg) {
+    // Checked before the server starts: a broken ledger is a configuration error (exit 2).
+    let ledger = match &cfg.auth.ledger {
+        Some(path) => match Ledger::from_file(path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("edgemq: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    match run(cfg, ledger, args.verbose) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -120,8 +144,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cfg: Config) -> std::io::Result<()> {
+fn run(cfg: Config, ledger: Option<Ledger>, verbose: u8) -> std::io::Result<()> {
     let mut server = Server::new(cfg.options.clone())?;
+    if let Some(ledger) = ledger {
+        server.add_hook(ledger);
+    }
     if cfg.persistence.dir.is_some() {
         log::warn!("persistence is not built yet: sessions and retained messages are kept in memory only");
     }
@@ -133,13 +160,20 @@ fn run(cfg: Config) -> std::io::Result<()> {
         server.add_listener(l)?;
     }
     let handle = server.handle();
-    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]);
+    let source = cfg.source.clone();
+    let first = cfg.clone();
+    let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]);
     match signals {
         Ok(mut signals) => {
             std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
+                for sig in signals.forever() {
+                    if sig == SIGHUP {
+                        reload(&handle, source.as_deref(), &first, verbose);
+                        continue;
+                    }
                     log::info!("signal {sig}: stopping");
                     let _ = handle.stop();
+                    return;
                 }
             });
         }
@@ -149,4 +183,43 @@ fn run(cfg: Config) -> std::io::Result<()> {
     server.serve()?;
     log::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: re-reads the configuration file and applies what can change safely while clients
+/// stay connected (ledger, TLS certificates, log level); logs what needs a restart.
+fn reload(handle: &edgemq::Handle, source: Option<&std::path::Path>, first: &Config, verbose: u8) {
+    let Some(path) = source else {
+        log::info!("SIGHUP: no configuration file; reloading TLS certificates only");
+        if let Err(e) = handle.reload_tls() {
+            log::error!("SIGHUP: TLS reload failed, keeping the current certificates: {e}");
+        }
+        return;
+    };
+    let cfg = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("SIGHUP: {e}; nothing reloaded");
+            return;
+        }
+    };
+    if verbose == 0 {
+        log::set_max_level(cfg.log_level);
+    }
+    match &cfg.auth.ledger {
+        Some(ledger) => match Ledger::from_file(ledger) {
+            Ok(l) => {
+                let _ = handle.replace_hook("ledger", l);
+                log::info!("SIGHUP: ledger {} reloaded", ledger.display());
+            }
+            Err(e) => log::error!("SIGHUP: {e}; keeping the current ledger"),
+        },
+        None if first.auth.ledger.is_some() => log::warn!("SIGHUP: removing the ledger needs a restart"),
+        None => {}
+    }
+    if let Err(e) = handle.reload_tls() {
+        log::error!("SIGHUP: TLS reload failed, keeping the current certificates: {e}");
+    }
+    if cfg.options != first.options || cfg.listeners != first.listeners || cfg.persistence != first.persistence {
+        log::warn!("SIGHUP: changes to limits, MQTT options, listeners or persistence need a restart");
+    }
 }

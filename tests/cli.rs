@@ -120,3 +120,87 @@ fn the_broker_serves_on_the_given_port_and_stops_on_sigterm_with_disconnect_0x8b
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// CONNECT 3.1.1 with user name and password; returns the CONNACK return code.
+fn connect_as(port: u16, user: &str, password: &str) -> u8 {
+    use edgemq::packets::{Connect, Packet, Properties, Version};
+    let c = Connect {
+        version: Version::V3_1_1,
+        clean_start: true,
+        keep_alive: 0,
+        client_id: user,
+        will: None,
+        username: Some(user),
+        password: Some(password.as_bytes()),
+        properties: Properties::default(),
+    };
+    let mut bytes = Vec::new();
+    Packet::Connect(c).encode(Version::V3_1_1, &mut bytes).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&bytes).unwrap();
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).unwrap();
+    assert_eq!(&ack[..2], &[0x20, 0x02]);
+    ack[3]
+}
+
+fn wait_for_port(port: u16, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("broker did not listen");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_reloads_the_ledger_so_a_new_user_connects_without_a_restart() {
+    let port = free_port();
+    let ledger = temp("ledger.toml", "[[auth]]\nusername = \"alice\"\npassword = \"a-pw\"\nallow = true\n");
+    let conf = temp(
+        "hup.conf",
+        &format!(
+            "[auth]\nallow_anonymous = false\nledger = \"{}\"\n[[listener]]\ntype = \"tcp\"\nbind = \"127.0.0.1:{port}\"\n",
+            ledger.display()
+        ),
+    );
+    let mut child = bin().arg("-c").arg(&conf).stderr(Stdio::null()).stdout(Stdio::null()).spawn().unwrap();
+    wait_for_port(port, &mut child);
+    assert_eq!(connect_as(port, "alice", "a-pw"), 0);
+    assert_eq!(connect_as(port, "bob", "b-pw"), 4, "bad user name or password before the reload");
+    std::fs::write(&ledger, "[[auth]]\nusername = \"alice\"\npassword = \"a-pw\"\nallow = true\n[[auth]]\nusername = \"bob\"\npassword = \"b-pw\"\nallow = true\n").unwrap();
+    Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut code = 4;
+    while code != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        code = connect_as(port, "bob", "b-pw");
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(code, 0, "bob admitted after SIGHUP");
+}
+
+#[test]
+fn passwd_prints_a_hash_the_ledger_accepts() {
+    let out = bin().args(["passwd", "-i", "1000", "s3cret"]).output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("pbkdf2-sha256$1000$"), "{hash}");
+    assert!(edgemq::hooks::ledger::verify_password(hash, "s3cret"));
+    assert!(!edgemq::hooks::ledger::verify_password(hash, "wrong"));
+}
+
+#[test]
+fn a_broken_ledger_file_exits_2_naming_it() {
+    let ledger = temp("bad-ledger.toml", "[[auth]]\nusernam = \"x\"\n");
+    let conf = temp("badledger.conf", &format!("[auth]\nledger = \"{}\"\n", ledger.display()));
+    let out = bin().arg("-c").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad-ledger.toml") && err.contains("usernam"), "{err}");
+}
