@@ -101,3 +101,27 @@ fn an_expired_retained_message_is_not_delivered() {
     let s = t.connect(V5, "s");
     assert!(t.subscribe(s, V5, "e", opts(0)).is_empty());
 }
+
+#[test]
+fn sys_clients_connected_is_published_every_interval_and_follows_clients() {
+    let mut t = TestBroker::with(Options { sys_interval_secs: 10, ..Options::default() });
+    t.b.start(t.now);
+    let s = t.connect(V3_1_1, "s");
+    t.subscribe(s, V3_1_1, "$SYS/broker/clients/connected", opts(0));
+    t.advance(10_000);
+    assert_eq!(t.take(s), encode(V3_1_1, publish("$SYS/broker/clients/connected", b"1", 0, 0, false)));
+    let _other = t.connect(V3_1_1, "other");
+    t.advance(10_000);
+    assert_eq!(t.take(s), encode(V3_1_1, publish("$SYS/broker/clients/connected", b"2", 0, 0, false)));
+}
+
+#[test]
+fn a_hash_subscription_does_not_receive_sys_topics() {
+    let mut t = TestBroker::with(Options { sys_interval_secs: 10, ..Options::default() });
+    t.b.start(t.now);
+    let s = t.connect(V3_1_1, "s");
+    t.subscribe(s, V3_1_1, "#", opts(0));
+    t.advance(10_000);
+    // [MQTT-4.7.2-1] wildcards at the first level do not match `$` topics
+    assert!(t.take(s).is_empty());
+}
