@@ -37,6 +37,8 @@ pub struct Stats {
     pub packets_sent: u64,
     /// Bytes held by connection buffers now.
     pub buffer_bytes: u64,
+    /// Resident memory of the process in bytes, as the server last read it (0 where unknown).
+    pub memory_rss: u64,
 }
 
 impl Stats {
@@ -60,7 +62,8 @@ impl Stats {
             ("$SYS/broker/bytes/sent", self.bytes_sent.to_string()),
             ("$SYS/broker/packets/received", self.packets_received.to_string()),
             ("$SYS/broker/packets/sent", self.packets_sent.to_string()),
-            ("$SYS/broker/heap/current", self.buffer_bytes.to_string()),
+            ("$SYS/broker/heap/current", self.memory_rss.to_string()),
+            ("$SYS/broker/buffers/current", self.buffer_bytes.to_string()),
         ]
     }
 }
@@ -91,7 +94,7 @@ pub struct Metric {
 impl Stats {
     /// Every value, in a fixed order: the single table behind [`Stats::to_json`] and
     /// [`Stats::to_prometheus`], so the two never disagree.
-    pub fn metrics(&self) -> [Metric; 16] {
+    pub fn metrics(&self) -> [Metric; 17] {
         use MetricKind::{Counter, Gauge};
         let m = |name, help, kind, value| Metric { name, help, kind, value };
         [
@@ -111,6 +114,7 @@ impl Stats {
             m("packets_received", "MQTT packets received.", Counter, self.packets_received),
             m("packets_sent", "MQTT packets sent.", Counter, self.packets_sent),
             m("buffer_bytes", "Bytes held by connection buffers now.", Gauge, self.buffer_bytes),
+            m("memory_rss_bytes", "Resident memory of the broker process.", Gauge, self.memory_rss),
         ]
     }
 
@@ -157,7 +161,7 @@ mod tests {
         let json = sample().to_json();
         assert!(json.starts_with("{\"uptime_seconds\":12,"), "{json}");
         assert!(json.contains("\"clients_connected\":3,"));
-        assert!(json.trim_end().ends_with("\"buffer_bytes\":0}"));
+        assert!(json.trim_end().ends_with("\"memory_rss_bytes\":0}"));
         for m in sample().metrics() {
             assert_eq!(json.matches(&format!("\"{}\":", m.name)).count(), 1, "{}", m.name);
         }

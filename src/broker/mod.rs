@@ -117,6 +117,11 @@ impl Broker {
         &mut self.hooks
     }
 
+    /// Records the process's resident memory (read by the server, which owns all I/O).
+    pub fn note_memory(&mut self, rss_bytes: u64) {
+        self.stats.memory_rss = rss_bytes;
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self, now: Instant) -> Stats {
         let mut s = self.stats.clone();

@@ -96,6 +96,8 @@ pub struct Server {
     pending_reads: Vec<ClientId>,
     /// Connections not read because buffers were over budget; read again once output drains.
     starved: Vec<ClientId>,
+    /// When /proc/self/statm was last read (ms), for `$SYS/broker/heap/current`.
+    memory_read_at: u64,
     stopping: bool,
 }
 
@@ -127,6 +129,7 @@ impl Server {
             scratch: vec![0; 64 * 1024],
             pending_reads: Vec::new(),
             starved: Vec::new(),
+            memory_read_at: 0,
             stopping: false,
         })
     }
@@ -262,6 +265,10 @@ impl Server {
                 self.read(id, now);
             }
             self.expire_sides(now);
+            if now.millis() >= self.memory_read_at + 1000 {
+                self.memory_read_at = now.millis();
+                self.broker.note_memory(resident_bytes());
+            }
             self.broker.tick(now);
             self.flush_and_close(&mut ids, now);
             if !self.starved.is_empty() && !self.broker.over_buffer_budget() {
@@ -578,4 +585,12 @@ mod tests {
             }
         }
     }
+}
+
+/// Resident memory of this process from /proc/self/statm (Linux); 0 where unavailable.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
 }
