@@ -246,11 +246,14 @@ fn account(p: &Params, r: &mut Report, e: &Engine, t: Totals) {
     r.set("dups", t.dups);
     r.set("reorders", t.reorders);
     r.set("strays", t.strays);
-    let h = &e.shared.latency;
-    for (key, q) in [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)] {
-        r.set(key, format!("{:.0}", h.quantile(q) as f64 / 1e3));
+    // A retained message's "latency" is its age, not a delivery time: leave it out.
+    if p.scenario != Scenario::Retained {
+        let h = &e.shared.latency;
+        for (key, q) in [("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999)] {
+            r.set(key, format!("{:.0}", h.quantile(q) as f64 / 1e3));
+        }
+        r.set("max_us", format!("{:.0}", h.max as f64 / 1e3));
     }
-    r.set("max_us", format!("{:.0}", h.max as f64 / 1e3));
     r.set("errors", e.shared.errors);
     r.failures.extend(e.shared.first_errors.iter().cloned());
     if qos >= 1 && t.loss > 0 {
