@@ -3,7 +3,8 @@
 #
 #   benches/compare.sh --quick            # a small subset, one run per cell, about 3 minutes once built
 #   benches/compare.sh [--repeat 1|3]     # the full matrix (default 3 runs per cell, medians)
-#   options: --port BASE (default 18830), --timeout SECS per run (default 60), --out DIR
+#   options: --port BASE (default 18830), --timeout SECS per run (default 60), --out DIR,
+#            --brokers LIST (default edgemq,mosquitto,rumqttd; the others get n/a and are not installed)
 #
 # Every broker listens on 127.0.0.1 only and is started fresh for each run with a generated config;
 # the order of brokers rotates between repeats. A broker that cannot be built, installed or started
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 REPEAT="" PORT=18830 TIMEOUT=60 OUT=target/bench
+QUICK=0 REPEAT="" PORT=18830 TIMEOUT=60 OUT=target/bench WANT=edgemq,mosquitto,rumqttd
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -21,7 +22,8 @@ while [ $# -gt 0 ]; do
     --port) PORT="$2"; shift ;;
     --timeout) TIMEOUT="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    *) echo "usage: $0 [--quick] [--repeat N] [--port BASE] [--timeout SECS] [--out DIR]" >&2; exit 2 ;;
+    --brokers) WANT="$2"; shift ;;
+    *) echo "usage: $0 [--quick] [--repeat N] [--port BASE] [--timeout SECS] [--out DIR] [--brokers a,b]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -48,29 +50,30 @@ LOADGEN=$(cargo bench --bench loadgen --no-run 2>&1 | tee "$OUT/build-loadgen.lo
 [ -x "$LOADGEN" ] || { echo "loadgen did not build; see $OUT/build-loadgen.log" >&2; exit 1; }
 
 declare -A AVAILABLE
-log "building edgemq (cargo build --release)"
-if cargo build --release >"$OUT/build-edgemq.log" 2>&1 && [ -x target/release/edgemq ]; then AVAILABLE[edgemq]=1; fi
+wanted() { [[ ",$WANT," == *",$1,"* ]]; }
+if wanted edgemq; then log "building edgemq (cargo build --release)"; fi
+if wanted edgemq && cargo build --release >"$OUT/build-edgemq.log" 2>&1 && [ -x target/release/edgemq ]; then AVAILABLE[edgemq]=1; fi
 
 MOSQUITTO=$(command -v mosquitto || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; } || true)
-if [ -z "$MOSQUITTO" ]; then
+if [ -z "$MOSQUITTO" ] && wanted mosquitto; then
   log "installing mosquitto (apt)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto; } >"$OUT/install-mosquitto.log" 2>&1 || true
   MOSQUITTO=$(command -v mosquitto || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; } || true)
 fi
-[ -n "$MOSQUITTO" ] && AVAILABLE[mosquitto]=1
+[ -n "$MOSQUITTO" ] && wanted mosquitto && AVAILABLE[mosquitto]=1
 
 RUMQTTD=$RUMQTTD_ROOT/bin/rumqttd
-if [ ! -x "$RUMQTTD" ]; then
+if [ ! -x "$RUMQTTD" ] && wanted rumqttd; then
   log "installing rumqttd 0.20.0 under $RUMQTTD_ROOT (several minutes, once)"
   # --locked first, as asked; its lock pins metrics 0.22.1, which current rustc rejects (E0521),
   # so fall back to the newest semver-compatible dependencies.
   cargo install rumqttd --version 0.20.0 --locked --root "$RUMQTTD_ROOT" >"$OUT/install-rumqttd.log" 2>&1 ||
     cargo install rumqttd --version 0.20.0 --root "$RUMQTTD_ROOT" >>"$OUT/install-rumqttd.log" 2>&1 || true
 fi
-[ -x "$RUMQTTD" ] && AVAILABLE[rumqttd]=1
+[ -x "$RUMQTTD" ] && wanted rumqttd && AVAILABLE[rumqttd]=1
 BROKERS=(edgemq mosquitto rumqttd)
-for b in "${BROKERS[@]}"; do log "$b: ${AVAILABLE[$b]:+available}${AVAILABLE[$b]:-n/a}"; done
+for b in "${BROKERS[@]}"; do log "$b: $([ -n "${AVAILABLE[$b]:-}" ] && echo available || echo n/a)"; done
 
 # ---- brokers ----------------------------------------------------------------------------------
 # Comparable limits: 100 inflight per client (loadgen's window), queues deep enough that QoS >= 1
