@@ -11,3 +11,6 @@ mod will;
 mod malformed;
 mod connect_ids;
 mod mqtt5;
+mod statements_v5;
+mod statements_v311;
+mod matrix_check;
