@@ -1303,6 +1303,9 @@ fn mqtt5_4_12_0_5_auth_and_connack_carry_the_connects_authentication_method() {
     let out = t.take(c);
     let Packet::Auth(a) = decode_all(&out)[0] else { panic!("{out:02x?}") };
     assert_eq!(a.properties.authentication_method, Some("X-CHALLENGE"));
+    // [MQTT-3.15.2-2] [MQTT-3.15.2-3] no Reason String or User Property on the server's AUTH
+    assert_eq!(a.properties.reason_string, None);
+    assert_eq!(a.properties.user.iter().count(), 0);
     t.send(c, V5, auth(ReasonCode::ContinueAuthentication, Some(b"secret")));
     let out = t.take(c);
     let a = connack(&out);
