@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 const ALLOWANCE: &[(&str, &str, &str)] = &[
     ("5.0", "MQTT-3.1.3-8", "edgemq rejects no MQTT 5 ClientID today (any UTF-8 id is accepted), so the refusal path has no trigger to test"),
     ("5.0", "MQTT-4.2.0-1", "the transport is the TCP/TLS/WebSocket listener in server/ and listeners/, outside the socket-free core"),
-    ("5.0", "MQTT-4.8.2-4", "shared QoS 2 delivery cut off by a disconnect and completed on reconnect: scenario not written yet"),
-    ("5.0", "MQTT-4.8.2-5", "shared QoS 2 message not redelivered when the member's session ends: scenario not written yet"),
     ("5.0", "MQTT-6.0.0-1", "WebSocket framing lives in listeners/, not reachable through TestBroker; needs a listener-level test"),
     ("5.0", "MQTT-6.0.0-2", "WebSocket framing lives in listeners/, not reachable through TestBroker; needs a listener-level test"),
     ("5.0", "MQTT-6.0.0-4", "WebSocket subprotocol selection lives in listeners/, not reachable through TestBroker"),

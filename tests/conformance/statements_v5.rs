@@ -1312,3 +1312,35 @@ fn mqtt5_4_12_0_5_auth_and_connack_carry_the_connects_authentication_method() {
     assert_eq!(a.reason, ReasonCode::Success);
     assert_eq!(a.properties.authentication_method, Some("X-CHALLENGE"));
 }
+
+#[test]
+fn mqtt5_4_8_2_4_a_shared_qos2_delivery_cut_off_by_a_disconnect_completes_on_reconnect() {
+    let mut t = TestBroker::new();
+    let (a, _) = t.connect_full(V5, "a", false, 0, None, session(60));
+    t.subscribe(a, V5, "$share/g/t", opts(2));
+    let p = t.connect(V5, "p");
+    t.send(p, V5, publish("t", b"x", 2, 1, false));
+    assert_eq!(t.take(a), encode(V5, publish("t", b"x", 2, 1, false)));
+    drop_network(&mut t, a);
+    let (a, _) = t.connect_full(V5, "a", false, 0, None, session(60));
+    assert_eq!(t.take(a), encode(V5, with_dup(publish("t", b"x", 2, 1, false))));
+}
+
+#[test]
+fn mqtt5_4_8_2_5_a_shared_qos2_message_whose_session_ended_goes_to_no_other_member() {
+    let mut t = TestBroker::new();
+    let a = t.connect(V5, "a"); // session expiry 0: the session ends with the connection
+    t.subscribe(a, V5, "$share/g/t", opts(2));
+    let b = t.connect(V5, "b");
+    t.subscribe(b, V5, "$share/g/t", opts(2));
+    let p = t.connect(V5, "p");
+    t.send(p, V5, publish("t", b"x", 2, 1, false));
+    let (got, other) = {
+        let (oa, ob) = (t.take(a), t.take(b));
+        assert_eq!([oa.is_empty(), ob.is_empty()].iter().filter(|e| !**e).count(), 1, "one member got it");
+        if oa.is_empty() { (b, a) } else { (a, b) }
+    };
+    drop_network(&mut t, got);
+    t.advance(60_000);
+    assert!(t.take(other).is_empty());
+}
