@@ -19,6 +19,17 @@ impl Broker {
             Ok(a) => a,
             Err(rc) => return self.refuse(id, rc, now),
         };
+        // A will the server cannot honour is refused, not downgraded (5.0): a will QoS above the
+        // server's Maximum QoS gets 0x9B [MQTT-3.2.2-12], a retained will without Retain
+        // Available 0x9A [MQTT-3.2.2-13].
+        if let (Some(w), true) = (c.will, v.is_v5()) {
+            if w.qos.as_u8() > self.opts.max_qos {
+                return self.refuse(id, ReasonCode::QoSNotSupported, now);
+            }
+            if w.retain && !self.opts.retain_available {
+                return self.refuse(id, ReasonCode::RetainNotSupported, now);
+            }
+        }
         let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
         let (remote, listener, allow_anon, cert_user) = match self.conn_mut(id) {
             Some(k) => {

@@ -13,3 +13,6 @@ mod connect_ids;
 mod mqtt5;
 mod hooks;
 mod ledger;
+mod statements_v5;
+mod statements_v311;
+mod matrix_check;
