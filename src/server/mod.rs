@@ -48,7 +48,9 @@ pub struct Server {
     broker: Broker,
     poll: Poll,
     listeners: Vec<Listener>,
-    streams: Vec<Option<Stream>>,
+    /// Sockets by slot, tagged with the connection that owns them: a slot is reused by a new
+    /// connection while the old id may still be in the close list or in pending events.
+    streams: Vec<Option<(ClientId, Stream)>>,
     commands: mpsc::Receiver<Command>,
     handle: Handle,
     epoch: std::time::Instant,
@@ -216,7 +218,7 @@ impl Server {
             if self.streams.len() <= slot {
                 self.streams.resize_with(slot + 1, || None);
             }
-            self.streams[slot] = Some(stream);
+            self.streams[slot] = Some((id, stream));
             // Data may already be waiting (edge-triggered: read now).
             self.read(id, now);
         }
@@ -228,7 +230,7 @@ impl Server {
             if self.broker.is_closing(id) {
                 return;
             }
-            let Some(stream) = self.streams.get_mut(id.slot as usize).and_then(|s| s.as_mut()) else { return };
+            let Some(stream) = stream_of(&mut self.streams, id) else { return };
             match stream.read(&mut self.scratch) {
                 Ok(0) => {
                     self.broker.on_closed(id, now);
@@ -259,7 +261,7 @@ impl Server {
             if out.is_empty() {
                 return;
             }
-            let Some(stream) = self.streams.get_mut(id.slot as usize).and_then(|s| s.as_mut()) else { return };
+            let Some(stream) = stream_of(&mut self.streams, id) else { return };
             match stream.write(out) {
                 Ok(0) => return,
                 Ok(n) => self.broker.consume_output(id, n, now),
@@ -288,7 +290,8 @@ impl Server {
         self.broker.take_closes(ids);
         for &id in ids.iter() {
             self.write(id, now);
-            if let Some(mut s) = self.streams.get_mut(id.slot as usize).and_then(|s| s.take()) {
+            let slot = self.streams.get_mut(id.slot as usize).filter(|s| s.as_ref().is_some_and(|(owner, _)| *owner == id));
+            if let Some((_, mut s)) = slot.and_then(|s| s.take()) {
                 s.deregister(self.poll.registry());
                 s.shutdown();
             }
@@ -311,5 +314,13 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// The socket of connection `id`, unless its slot now belongs to another connection.
+fn stream_of(streams: &mut [Option<(ClientId, Stream)>], id: ClientId) -> Option<&mut Stream> {
+    match streams.get_mut(id.slot as usize) {
+        Some(Some((owner, s))) if *owner == id => Some(s),
+        _ => None,
     }
 }
