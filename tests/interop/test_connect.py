@@ -1,5 +1,7 @@
 """CONNECT / CONNACK: protocol levels, client identifiers, take-over, session resumption."""
 
+import time
+
 import pytest
 
 import mqtt_raw as r
@@ -162,3 +164,42 @@ def _another_client_works(broker):
     c.publish("alive/t", b"ok", 1)
     assert c.expect_one().payload == b"ok"
     c.disconnect()
+
+
+def test_v31_empty_client_id_is_refused_with_0x02(broker):
+    # MQTT 3.1: the client identifier is 1 to 23 characters
+    with r.Raw(broker.port) as c:
+        c.send(r.connect("", r.V31, clean=True))
+        assert [p.raw for p in c.expect_closed()] == [bytes.fromhex("20 02 00 02")]
+
+
+def test_v5_session_ends_when_its_expiry_interval_passes(broker):
+    # [MQTT-3.1.2-23]: kept for the interval after the connection closes, then discarded
+    cid = unique()
+    c = Client(broker.port, "5", client_id=cid, clean=False, session_expiry=1).connect()
+    c.subscribe("exp/t", 1)
+    c.disconnect()
+    c = Client(broker.port, "5", client_id=cid, clean=False, session_expiry=1).connect()
+    assert c.session_present is True  # within the interval
+    c.disconnect()
+    time.sleep(1.3)
+    c = Client(broker.port, "5", client_id=cid, clean=False, session_expiry=1).connect()
+    assert c.session_present is False
+    c.disconnect()
+
+
+def test_v5_takeover_of_a_persistent_session_resends_its_unacknowledged_message(broker):
+    cid, topic = unique("s"), unique("t")
+    old = r.open_session(broker.port, cid, r.V5, clean=False, session_expiry=60)
+    old.send(r.subscribe(1, [(topic, 1)], r.V5))
+    old.expect(r.SUBACK)
+    pub = Client(broker.port, "5").connect()
+    pub.publish(topic, b"inflight", 1)
+    _, pid, _ = old.expect(r.PUBLISH).publish_fields(r.V5)
+    new = r.Raw(broker.port)
+    ack = new.connect(cid, r.V5, clean=False, session_expiry=60)
+    assert ack.body[:2] == b"\x01\x00"  # session present, success
+    again = new.expect(r.PUBLISH)
+    assert again.dup and again.publish_fields(r.V5)[1:] == (pid, b"inflight")
+    assert [(p.type, p.body[:1]) for p in old.expect_closed()] == [(r.DISCONNECT, b"\x8e")]
+    old.close(); new.close(); pub.disconnect()

@@ -119,3 +119,29 @@ def test_subscribe_to_an_invalid_filter_is_refused_in_suback(broker, v):
     fail = 0x80 if v == r.V311 else 0x8F
     assert ack.body[-3:] == bytes([fail, 1, fail])
     c.close()
+
+
+def test_resubscribing_replaces_the_subscription_and_one_unsubscribe_removes_it(broker, version):
+    # [MQTT-3.8.4-3]: a SUBSCRIBE with an existing filter replaces that subscription
+    topic = unique("re")
+    sub = Client(broker.port, version).connect()
+    sub.subscribe(topic, 0)
+    sub.subscribe(topic, 2)
+    pub = Client(broker.port, version).connect()
+    pub.publish(topic, b"a", 2)
+    m = sub.expect_one()
+    assert (m.payload, m.qos) == (b"a", 2)
+    sync(sub)
+    sub.expect_none(0.1)
+    sub.unsubscribe(topic)
+    pub.publish(topic, b"b", 2)
+    sync(sub)
+    sub.expect_none(0.1)
+    pub.disconnect(); sub.disconnect()
+
+
+def test_v5_unsubscribe_of_an_unknown_filter_gets_0x11(broker):
+    c = Client(broker.port, "5").connect()
+    codes = c.unsubscribe(unique("never"))
+    assert [rc.value for rc in codes] == [0x11]
+    c.disconnect()
