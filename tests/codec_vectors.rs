@@ -186,6 +186,7 @@ fn malformed_vectors_cover_every_decode_error_variant() {
         "PasswordWithoutUsername",
         "NoTopicFilters",
         "BadSubscriptionOptions",
+        "SubscriptionOptionValue",
         "EmptyTopic",
     ] {
         assert!(variants.contains(want), "no malformed vector expects {want}");

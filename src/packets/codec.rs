@@ -104,18 +104,23 @@ fn reason(b: u8, ctx: ReasonContext) -> Result<ReasonCode, DecodeError> {
 
 /// Parses a subscription options byte.
 pub(crate) fn sub_options(b: u8, v: Version) -> Result<SubOptions, DecodeError> {
-    let qos = QoS::from_u8(b & 3).ok_or(DecodeError::InvalidQoS)?;
     if !v.is_v5() {
+        let qos = QoS::from_u8(b & 3).ok_or(DecodeError::InvalidQoS)?;
         // [MQTT-3.8.3-4] (3.1.1) the upper six bits are reserved.
         if b & 0xfc != 0 {
             return Err(DecodeError::BadSubscriptionOptions);
         }
         return Ok(SubOptions { qos, ..SubOptions::default() });
     }
-    // [MQTT-3.8.3-5] bits 6 and 7 are reserved; retain handling 3 is a protocol error.
-    let rh = (b >> 4) & 3;
-    if b & 0xc0 != 0 || rh == 3 {
+    // [MQTT-3.8.3-5] bits 6 and 7 are reserved (malformed); Maximum QoS 3 and Retain Handling 3
+    // are protocol errors (3.8.3.1).
+    if b & 0xc0 != 0 {
         return Err(DecodeError::BadSubscriptionOptions);
+    }
+    let rh = (b >> 4) & 3;
+    let qos = QoS::from_u8(b & 3).ok_or(DecodeError::SubscriptionOptionValue)?;
+    if rh == 3 {
+        return Err(DecodeError::SubscriptionOptionValue);
     }
     Ok(SubOptions { qos, no_local: b & 4 != 0, retain_as_published: b & 8 != 0, retain_handling: rh })
 }

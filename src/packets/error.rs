@@ -58,6 +58,9 @@ pub enum DecodeError {
     /// [MQTT-4.7.3-1] a topic filter or name that is empty where the spec requires a non-empty
     /// string (5.0 3.3.2.1: an empty PUBLISH topic without a Topic Alias is a Protocol Error).
     EmptyTopic,
+    /// (5.0, 3.8.3.1) Maximum QoS 3 or Retain Handling 3 in the subscription options: a
+    /// Protocol Error (the reserved bits are [`DecodeError::BadSubscriptionOptions`]).
+    SubscriptionOptionValue,
 }
 
 impl DecodeError {
@@ -69,7 +72,7 @@ impl DecodeError {
             PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             UnsupportedProtocolVersion(_) | BadProtocolName => ReasonCode::UnsupportedProtocolVersion,
             DuplicateProperty(_) | InvalidPropertyValue(_) | ZeroPacketId | NoTopicFilters
-            | EmptyTopic => ReasonCode::ProtocolError,
+            | EmptyTopic | SubscriptionOptionValue => ReasonCode::ProtocolError,
             TopicWildcard => ReasonCode::TopicNameInvalid,
             BadVarInt | ReservedPacketType | BadHeaderFlags | BadLength | InvalidUtf8
             | NullCharacter | InvalidQoS | DupOnQoS0 | PropertyNotAllowed(_)
@@ -105,6 +108,7 @@ impl fmt::Display for DecodeError {
             PasswordWithoutUsername => f.write_str("[MQTT-3.1.2-22] password without user name"),
             NoTopicFilters => f.write_str("[MQTT-3.8.3-3] no topic filter in SUBSCRIBE/UNSUBSCRIBE"),
             BadSubscriptionOptions => f.write_str("[MQTT-3.8.3-5] reserved subscription option bits set"),
+            SubscriptionOptionValue => f.write_str("Maximum QoS 3 or Retain Handling 3 in subscription options"),
             EmptyTopic => f.write_str("[MQTT-4.7.3-1] empty topic"),
         }
     }
