@@ -249,7 +249,12 @@ impl Broker {
             Properties::default()
         };
         let ack = ConnAck { session_present, reason: ReasonCode::Success, properties: props };
-        self.send(id, &Packet::ConnAck(ack));
+        if !self.send(id, &Packet::ConnAck(ack)) {
+            // Larger than the client's Maximum Packet Size [MQTT-3.1.2-24]: the properties are
+            // optional, the CONNACK is not.
+            let bare = ConnAck { session_present, reason: ReasonCode::Success, properties: Properties::default() };
+            self.send(id, &Packet::ConnAck(bare));
+        }
         self.arm_keep_alive(id, now);
 
         let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };

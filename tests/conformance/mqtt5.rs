@@ -357,3 +357,15 @@ fn enhanced_authentication_runs_a_challenge_through_a_hook_and_re_authenticates(
     t.send(c, V5, auth(ReasonCode::ContinueAuthentication, Some(b"wrong")));
     assert_eq!(t.take(c), hex("e0 01 87"));
 }
+
+#[test]
+fn a_client_maximum_packet_size_smaller_than_connack_gets_a_connack_without_properties() {
+    let mut t = TestBroker::new();
+    let c = t.accept();
+    let mut p = connect_packet(V5, "tiny", true, 0, None);
+    if let Packet::Connect(ref mut k) = p {
+        k.properties.maximum_packet_size = Some(8);
+    }
+    t.send(c, V5, p);
+    assert_eq!(t.take(c), hex("20 03 00 00 00"));
+}
