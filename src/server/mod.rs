@@ -557,6 +557,14 @@ impl Server {
     }
 }
 
+/// Resident memory of this process from /proc/self/statm (Linux); 0 where unavailable.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,12 +593,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Resident memory of this process from /proc/self/statm (Linux); 0 where unavailable.
-fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
 }

@@ -48,7 +48,7 @@ fn a_wildcard_subscription_receives_every_matching_retained_message() {
     if got[..a] != want[0][..] {
         want.swap(0, 1);
     }
-    assert_eq!(got.drain(..).collect::<Vec<_>>(), want.concat());
+    assert_eq!(std::mem::take(&mut got), want.concat());
 }
 
 #[test]
