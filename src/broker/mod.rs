@@ -253,6 +253,12 @@ impl Broker {
                 Ok(None) => return used,
                 Err(e) => {
                     log::debug!("{id:?}: {e}");
+                    // A malformed CONNECT from a 5.0 client gets a 5.0 CONNACK with the reason.
+                    if c.state == ConnState::AwaitConnect && packets::connect_level(&buf[used..]) == Some(5) {
+                        if let Some(c) = self.conn_mut(id) {
+                            c.version = Version::V5;
+                        }
+                    }
                     self.protocol_error(id, e.reason_code(), now);
                     return buf.len();
                 }

@@ -12,7 +12,7 @@ pub mod primitives;
 pub mod properties;
 pub mod reason;
 
-pub use codec::{decode, decode_header, FrameHeader};
+pub use codec::{connect_level, decode, decode_header, FrameHeader};
 pub use error::{DecodeError, EncodeError};
 pub use primitives::Writer;
 pub use properties::{PropContext, Properties, SubIds, UserProps};
