@@ -66,7 +66,8 @@ pub fn decode_header(buf: &[u8], version: Version, max_packet_size: u32) -> Resu
     Ok(Some(FrameHeader { first, remaining, header_len: 1 + n }))
 }
 
-/// The protocol level byte of a CONNECT at the start of `buf`, if that much of it is there.
+/// The protocol level byte of a CONNECT at the start of `buf` (with a valid protocol name), if
+/// that much of it is there.
 /// Lets a server answer a malformed 5.0 CONNECT with a 5.0 CONNACK.
 pub fn connect_level(buf: &[u8]) -> Option<u8> {
     if buf.first()? >> 4 != 1 {
@@ -75,7 +76,11 @@ pub fn connect_level(buf: &[u8]) -> Option<u8> {
     let (_, n) = read_varint(&buf[1..]).ok()??;
     let body = buf.get(1 + n..)?;
     let name_len = u16::from_be_bytes([*body.first()?, *body.get(1)?]) as usize;
-    body.get(2 + name_len).copied()
+    // [MQTT-3.1.2-1] with another protocol name the packet is not this protocol's at all.
+    match body.get(2..2 + name_len)? {
+        b"MQTT" | b"MQIsdp" => body.get(2 + name_len).copied(),
+        _ => None,
+    }
 }
 
 /// Decodes one packet from the start of `buf`. `Ok(None)`: more bytes are needed. The version
