@@ -9,6 +9,7 @@ mod handle;
 
 pub use handle::{Command, Handle};
 
+use crate::packets::ReasonCode;
 use crate::broker::{Broker, ClientId, PeerInfo};
 use crate::hooks::Hook;
 use crate::listeners::{self, http, Acceptor, ListenerConfig, Pending, Setup, Start, Step, Stream};
@@ -269,7 +270,10 @@ impl Server {
                 self.memory_read_at = now.millis();
                 self.broker.note_memory(resident_bytes());
             }
-            self.broker.tick(now);
+            let broker = &mut self.broker;
+            if shielded(|| broker.tick(now)).is_none() {
+                log::error!("timers: a panic was caught; the loop goes on");
+            }
             self.flush_and_close(&mut ids, now);
             if !self.starved.is_empty() && !self.broker.over_buffer_budget() {
                 self.pending_reads.append(&mut self.starved);
@@ -428,7 +432,12 @@ impl Server {
                     return;
                 }
                 Ok(n) => {
-                    self.broker.on_bytes(id, &self.scratch[..n], now);
+                    let (broker, scratch) = (&mut self.broker, &self.scratch[..n]);
+                    if shielded(|| broker.on_bytes(id, scratch, now)).is_none() {
+                        // A bug, not the peer's right: drop this client, keep the loop.
+                        let _ = shielded(|| self.broker.disconnect(id, ReasonCode::ImplementationSpecificError, now));
+                        return;
+                    }
                     total += n;
                     if total >= READ_BUDGET {
                         self.pending_reads.push(id);
@@ -466,7 +475,12 @@ impl Server {
             let Some(stream) = Self::stream_mut(&mut self.streams, id) else { return };
             match stream.write(out) {
                 Ok(0) => return,
-                Ok(n) => self.broker.consume_output(id, n, now),
+                Ok(n) => {
+                    let broker = &mut self.broker;
+                    if shielded(|| broker.consume_output(id, n, now)).is_none() {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -553,6 +567,19 @@ impl Server {
                     self.broker.shutdown(now);
                 }
             }
+        }
+    }
+}
+
+/// Runs a broker call and turns a panic (a bug) into `None`, logged, so no panic reaches the
+/// event loop. The call that panicked may have left its own work half done; the caller drops the
+/// connection it served to limit the damage.
+fn shielded<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            log::error!("a panic in the broker was caught; the connection it served is dropped");
+            None
         }
     }
 }
