@@ -758,3 +758,296 @@ fn paho_mqtt_over_websocket() {
     }
     assert!(out.status.success(), "paho over websocket failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conformance statements proven at the listener level (linked from tests/conformance/matrix.md):
+// the transport (MQTT 5.0 4.2.0-1, 3.1.1 7.1.1-1) and MQTT over WebSocket (chapter 6 of both).
+// Each runs the MQTT version of the statement it is named after.
+
+/// CONNECT (clean start, keep alive 60) of MQTT 5.0 (`v5`) or 3.1.1.
+fn connect_v(v5: bool, id: &str) -> Vec<u8> {
+    if !v5 {
+        return connect(id);
+    }
+    // properties: none
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0];
+    body.extend((id.len() as u16).to_be_bytes());
+    body.extend(id.as_bytes());
+    frame(0x10, &body)
+}
+
+/// SUBSCRIBE (packet id 1, QoS 0) of either version.
+fn subscribe_v(v5: bool, topic: &str) -> Vec<u8> {
+    if !v5 {
+        return subscribe(topic);
+    }
+    let mut body = vec![0, 1, 0];
+    body.extend((topic.len() as u16).to_be_bytes());
+    body.extend(topic.as_bytes());
+    body.push(0);
+    frame(0x82, &body)
+}
+
+/// QoS 0 PUBLISH of either version (no properties in 5.0).
+fn publish_v(v5: bool, topic: &str, payload: &[u8]) -> Vec<u8> {
+    if !v5 {
+        return publish(topic, payload);
+    }
+    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
+    body.extend(topic.as_bytes());
+    body.push(0);
+    body.extend(payload);
+    frame(0x30, &body)
+}
+
+/// The CONNACK of a default-configured server: 5.0 carries receive maximum 64, topic alias
+/// maximum 64 and maximum packet size 256 KiB.
+fn connack_ok(v5: bool) -> Vec<u8> {
+    if v5 {
+        vec![0x20, 0x0e, 0, 0, 0x0b, 0x21, 0, 0x40, 0x22, 0, 0x40, 0x27, 0, 0x04, 0, 0]
+    } else {
+        CONNACK_OK.to_vec()
+    }
+}
+
+fn suback_v(v5: bool) -> Vec<u8> {
+    if v5 {
+        vec![0x90, 4, 0, 1, 0, 0]
+    } else {
+        SUBACK_1.to_vec()
+    }
+}
+
+/// Connects with `id`, subscribes to `topic`, and checks CONNACK and SUBACK byte for byte.
+fn session_v(s: &mut (impl Read + Write), v5: bool, id: &str, topic: &str) {
+    s.write_all(&connect_v(v5, id)).unwrap();
+    s.flush().unwrap();
+    assert_eq!(read_packet(s).unwrap(), connack_ok(v5));
+    s.write_all(&subscribe_v(v5, topic)).unwrap();
+    s.flush().unwrap();
+    assert_eq!(read_packet(s).unwrap(), suback_v(v5));
+}
+
+/// A WebSocket client that fails the test when the server sends anything but binary data frames
+/// (pings and pongs are control frames, not data frames, and are let through).
+struct StrictWs {
+    ws: tungstenite::WebSocket<TcpStream>,
+    rx: Vec<u8>,
+    binary_messages: usize,
+}
+
+impl StrictWs {
+    fn connect(addr: &str, offer: &str) -> StrictWs {
+        let (ws, resp) = tungstenite::client(ws_request(&format!("ws://{addr}/mqtt"), Some(offer)), tcp(addr)).unwrap();
+        assert_eq!(resp.headers().get("Sec-WebSocket-Protocol").unwrap(), "mqtt");
+        StrictWs { ws, rx: Vec::new(), binary_messages: 0 }
+    }
+
+    /// True when the server ends the connection (close frame, EOF or reset) within `within`;
+    /// false when it is still open then.
+    fn closed_within(&mut self, within: Duration) -> bool {
+        self.ws.get_mut().set_read_timeout(Some(within)).unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            match self.ws.read() {
+                Ok(Message::Close(_)) => return true,
+                Ok(Message::Text(t)) => panic!("[MQTT-6.0.0-1] the server sent a text frame: {t:?}"),
+                Ok(_) if Instant::now() < deadline => {}
+                Ok(_) => return false,
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+impl Read for StrictWs {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.rx.is_empty() {
+            match self.ws.read().map_err(io::Error::other)? {
+                Message::Binary(b) => {
+                    self.binary_messages += 1;
+                    self.rx.extend_from_slice(&b);
+                }
+                Message::Ping(_) | Message::Pong(_) => {}
+                Message::Close(_) => return Ok(0),
+                other => panic!("[MQTT-6.0.0-1] the server sent a non-binary data frame: {other:?}"),
+            }
+        }
+        let n = buf.len().min(self.rx.len());
+        buf[..n].copy_from_slice(&self.rx[..n]);
+        self.rx.drain(..n);
+        Ok(n)
+    }
+}
+
+impl Write for StrictWs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.ws.send(Message::Binary(buf.to_vec().into())).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.ws.flush().map_err(io::Error::other)
+    }
+}
+
+/// [MQTT-6.0.0-1] The server sends its packets in binary data frames, and closes a connection
+/// that sends it a text data frame, without taking the frame's content as MQTT.
+fn binary_frames_only(v5: bool) {
+    let srv = start(vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")]);
+    let addr = srv.addr(0);
+    // Everything the server sends on a working session comes in binary frames.
+    let mut a = StrictWs::connect(addr, "mqtt");
+    session_v(&mut a, v5, "sender", "ws/own");
+    a.write_all(&publish_v(v5, "ws/own", b"echo")).unwrap();
+    assert_eq!(read_packet(&mut a).unwrap(), publish_v(v5, "ws/own", b"echo"));
+    a.write_all(&PINGREQ).unwrap();
+    assert_eq!(read_packet(&mut a).unwrap(), PINGRESP);
+    assert_eq!(a.binary_messages, 4, "CONNACK, SUBACK, PUBLISH and PINGRESP in binary frames");
+
+    let mut watcher = StrictWs::connect(addr, "mqtt");
+    session_v(&mut watcher, v5, "watcher", "ws/text");
+    // A well-formed PUBLISH to the watcher's topic, sent in a text frame (its bytes are ASCII,
+    // so the frame is valid UTF-8): the server closes the connection.
+    let in_text = publish_v(v5, "ws/text", b"in a text frame");
+    let text = String::from_utf8(in_text).expect("an ASCII packet");
+    a.ws.send(Message::Text(text.into())).unwrap();
+    assert!(a.closed_within(WAIT), "a text frame did not close the connection");
+    let deadline = Instant::now() + WAIT;
+    while srv.handle.stats().unwrap().clients_connected != 1 {
+        assert!(Instant::now() < deadline, "the text-frame client is still counted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The PUBLISH in the text frame was not routed: had it been, it would be queued to the
+    // watcher ahead of this PINGRESP.
+    watcher.write_all(&PINGREQ).unwrap();
+    assert_eq!(read_packet(&mut watcher).unwrap(), PINGRESP);
+}
+
+#[test]
+fn mqtt5_6_0_0_1_the_server_sends_binary_frames_and_closes_on_a_text_frame() {
+    binary_frames_only(true);
+}
+
+#[test]
+fn mqtt311_6_0_0_1_the_server_sends_binary_frames_and_closes_on_a_text_frame() {
+    binary_frames_only(false);
+}
+
+/// [MQTT-6.0.0-2] MQTT 5.0 packets are not aligned to frames: a CONNECT one byte per frame, a
+/// frame holding a whole SUBSCRIBE and the start of a PUBLISH, a frame holding the end of that
+/// PUBLISH, a whole PINGREQ and the first byte of another PUBLISH, whose rest spans two frames.
+/// (The 3.1.1 row is proven by `websocket_clients_publish_and_subscribe_across_frame_boundaries`.)
+#[test]
+fn mqtt5_6_0_0_2_mqtt5_packets_span_frames_and_share_them() {
+    let srv = start(vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")]);
+    let mut c = StrictWs::connect(srv.addr(0), "mqtt");
+    for b in connect_v(true, "frames5") {
+        c.ws.send(Message::Binary(vec![b].into())).unwrap();
+    }
+    assert_eq!(read_packet(&mut c).unwrap(), connack_ok(true));
+    let p1 = publish_v(true, "ws/5", b"first");
+    let p2 = publish_v(true, "ws/5", &[9u8; 3000]);
+    let frames: Vec<Vec<u8>> = vec![
+        [subscribe_v(true, "ws/5"), p1[..3].to_vec()].concat(),
+        [p1[3..].to_vec(), PINGREQ.to_vec(), p2[..1].to_vec()].concat(),
+        p2[1..1500].to_vec(),
+        p2[1500..].to_vec(),
+    ];
+    for f in frames {
+        c.ws.send(Message::Binary(f.into())).unwrap();
+    }
+    assert_eq!(read_packet(&mut c).unwrap(), suback_v(true));
+    assert_eq!(read_packet(&mut c).unwrap(), p1);
+    assert_eq!(read_packet(&mut c).unwrap(), PINGRESP);
+    assert_eq!(read_packet(&mut c).unwrap(), p2);
+}
+
+/// [MQTT-6.0.0-4] Whatever list the client offers, the subprotocol the server selects and
+/// returns is `mqtt`; a client that does not offer it is refused (400) with no subprotocol
+/// selected. The session that follows speaks the statement's MQTT version.
+fn selects_mqtt(v5: bool) {
+    let srv = start(vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")]);
+    let addr = srv.addr(0);
+    for offer in ["mqtt", "mqttv3.1, mqtt", "chat, mqtt, mqttv3.1"] {
+        let (_ws, resp) = tungstenite::client(ws_request(&format!("ws://{addr}/mqtt"), Some(offer)), tcp(addr)).unwrap();
+        let selected: Vec<_> = resp.headers().get_all("Sec-WebSocket-Protocol").iter().collect();
+        assert_eq!(selected, ["mqtt"], "offer {offer:?}");
+    }
+    for offer in ["chat", "mqttv3.1", "mqtt5, mqtts"] {
+        match tungstenite::client(ws_request(&format!("ws://{addr}/mqtt"), Some(offer)), tcp(addr)) {
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                assert_eq!(resp.status().as_u16(), 400, "offer {offer:?}");
+                assert!(resp.headers().get("Sec-WebSocket-Protocol").is_none(), "offer {offer:?}: a subprotocol was selected");
+            }
+            other => panic!("offer {offer:?}: expected a 400 refusal, got {:?}", other.map(|(_, r)| r)),
+        }
+    }
+    let mut c = StrictWs::connect(addr, "mqttv3.1, mqtt");
+    session_v(&mut c, v5, "subprotocol", "ws/p");
+    c.write_all(&publish_v(v5, "ws/p", b"over mqtt")).unwrap();
+    assert_eq!(read_packet(&mut c).unwrap(), publish_v(v5, "ws/p", b"over mqtt"));
+}
+
+#[test]
+fn mqtt5_6_0_0_4_the_server_selects_the_mqtt_subprotocol() {
+    selects_mqtt(true);
+}
+
+#[test]
+fn mqtt311_6_0_0_4_the_server_selects_the_mqtt_subprotocol() {
+    selects_mqtt(false);
+}
+
+/// The transport statements (MQTT 5.0 [MQTT-4.2.0-1], 3.1.1 [MQTT-7.1.1-1]): the server
+/// supports transports that carry an ordered, lossless byte stream both ways. Over plain TCP,
+/// TLS and WebSocket, 100 QoS 0 PUBLISH packets of 0 to 600 bytes (each payload distinct) are
+/// written as one byte stream cut into 4 KiB writes that ignore packet boundaries; the server
+/// must decode every one (client to server) and send each back to the subscribed client byte
+/// for byte and in order (server to client). The whole stream stays well under the default
+/// session queue (`max_queued_bytes`, 64 KiB): past it QoS 0 messages are dropped by policy
+/// (`queue_full_policy` drop-new), which is the broker's bound, not the transport losing bytes.
+fn ordered_lossless_both_ways(v5: bool) {
+    let pki = pki();
+    let srv = start(vec![
+        ListenerConfig::tcp("tcp", "127.0.0.1:0"),
+        ListenerConfig::tls("tls", "127.0.0.1:0", tls_config(&pki)),
+        ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt"),
+    ]);
+    let packets: Vec<Vec<u8>> = (0..100usize)
+        .map(|i| {
+            let payload: Vec<u8> = (0..(i * 97) % 600).map(|j| (i * 31 + j) as u8).collect();
+            publish_v(v5, "order/t", &payload)
+        })
+        .collect();
+    let total: usize = packets.iter().map(Vec::len).sum();
+    assert!(total > 4 * 4096 && total < 40 * 1024, "{total} bytes");
+    run_stream(&mut tcp(srv.addr(0)), v5, "tcp", &packets);
+    run_stream(&mut tls_connect(srv.addr(1), client_config(&pki, "ca.pem", None, None)).unwrap(), v5, "tls", &packets);
+    run_stream(&mut StrictWs::connect(srv.addr(2), "mqtt"), v5, "ws", &packets);
+}
+
+/// Subscribes, writes `packets` as one stream in 4 KiB pieces, and reads each back in order.
+fn run_stream(s: &mut (impl Read + Write), v5: bool, name: &str, packets: &[Vec<u8>]) {
+    session_v(s, v5, &format!("order-{name}"), "order/t");
+    for chunk in packets.concat().chunks(4096) {
+        s.write_all(chunk).unwrap();
+        s.flush().unwrap();
+    }
+    for (i, p) in packets.iter().enumerate() {
+        assert_eq!(&read_packet(s).unwrap(), p, "{name}: packet {i} lost, altered or out of order");
+    }
+    s.write_all(&PINGREQ).unwrap();
+    s.flush().unwrap();
+    assert_eq!(read_packet(s).unwrap(), PINGRESP, "{name}: something after the last packet");
+}
+
+#[test]
+fn mqtt5_4_2_0_1_tcp_tls_and_websocket_carry_an_ordered_lossless_stream_both_ways() {
+    ordered_lossless_both_ways(true);
+}
+
+#[test]
+fn mqtt311_7_1_1_1_tcp_tls_and_websocket_carry_an_ordered_lossless_stream_both_ways() {
+    ordered_lossless_both_ways(false);
+}

@@ -483,6 +483,49 @@ fn mqtt5_3_1_3_5_a_23_character_alphanumeric_client_identifier_is_allowed() {
     assert_eq!(t.take(c), hex(CONNACK_OK));
 }
 
+/// Rejects every client identifier that starts with "bad-", as a deployment's naming policy would.
+struct IdPolicy;
+
+impl Hook for IdPolicy {
+    fn id(&self) -> &str {
+        "id-policy"
+    }
+    fn provides(&self) -> Provides {
+        Provides::of(&[Point::OnConnect])
+    }
+    fn on_connect(&mut self, client: &ClientInfo<'_>, _: &Packet<'_>) -> Result<(), ReasonCode> {
+        if client.client_id.starts_with("bad-") {
+            Err(ReasonCode::ClientIdentifierNotValid)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn mqtt5_3_1_3_8_a_rejected_client_identifier_gets_connack_0x85_and_is_closed() {
+    let hooks: Vec<Box<dyn Hook>> = vec![Box::new(IdPolicy), Box::new(edgemq::hooks::AllowAll)];
+    let mut t = TestBroker::with_hooks(Options::default(), hooks);
+    let watcher = t.connect(V5, "w");
+    t.subscribe(watcher, V5, "t", opts(0));
+    // CONNECT with client id "bad-1", then a pipelined PUBLISH to "t" and a PINGREQ in the same read
+    let (out, closed) = connect_raw(
+        &mut t,
+        "10 12 00 04 4d 51 54 54 05 02 00 00 00 00 05 62 61 64 2d 31
+         30 05 00 01 74 00 78
+         c0 00",
+    );
+    // CONNACK: session present 0, reason 0x85 Client Identifier not valid, no properties; then
+    // the connection is closed and nothing after the CONNECT is processed
+    assert_eq!(out, hex("20 03 00 85 00"));
+    assert!(closed);
+    assert!(t.take(watcher).is_empty(), "the pipelined PUBLISH was not processed");
+    // an identifier the policy accepts connects as usual
+    let (out, closed) = connect_raw(&mut t, "10 13 00 04 4d 51 54 54 05 02 00 00 00 00 06 67 6f 6f 64 2d 31");
+    assert!(!closed);
+    assert_eq!(out, hex(CONNACK_OK));
+}
+
 #[test]
 fn mqtt5_3_1_3_10_will_user_properties_are_published_in_their_order() {
     let mut t = TestBroker::new();
