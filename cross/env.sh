@@ -16,6 +16,9 @@ CARGO_ZIGBUILD_VERSION="0.24.1"
 CROSS_CACHE="${EDGEMQ_CROSS_CACHE:-$HOME/.cache/edgemq-cross}"
 CROSS_VENV="$CROSS_CACHE/venv"
 # Where build.sh writes `triple bytes` lines (one file per target, so parallel CI jobs don't clash).
+# Cargo builds go to a target dir outside the clone, so CI runs on the same machine reuse the
+# (slow, build-std) cross builds; override with CARGO_TARGET_DIR.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/edgemq-cross/target}"
 SIZES_DIR="$REPO_DIR/target/cross/sizes"
 
 export PATH="$CROSS_VENV/bin:$PATH"
@@ -67,7 +70,7 @@ feature_args() {
 }
 
 # Path of the release binary for TRIPLE.
-bin_path() { echo "$REPO_DIR/target/$1/release/edgemq"; }
+bin_path() { echo "$CARGO_TARGET_DIR/$1/release/edgemq"; }
 
 # The qemu-user command line for TRIPLE: the runner from .cargo/config.toml.
 runner_for() {
