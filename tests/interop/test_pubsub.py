@@ -32,7 +32,15 @@ def test_messages_from_one_publisher_arrive_in_order(broker, version):
     infos = [pub.c.publish(topic, str(i).encode(), 1) for i in range(50)]
     for i in infos:
         i.wait_for_publish(3)
-    assert [int(m.payload) for m in sub.expect(50)] == list(range(50))
+    got = [int(m.payload) for m in sub.expect(50)]
+    # QoS 1 is at-least-once: a publisher's resend may arrive again later (seen once in CI under
+    # heavy load); the first arrivals must be in publish order and none may be missing.
+    first = list(dict.fromkeys(got))
+    missing = set(range(50)) - set(got)
+    if missing:
+        got += [int(m.payload) for m in sub.expect(len(missing), timeout=5)]
+        first = list(dict.fromkeys(got))
+    assert first == list(range(50))
     pub.disconnect(); sub.disconnect()
 
 
