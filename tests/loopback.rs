@@ -246,3 +246,81 @@ fn a_connection_closing_while_another_is_accepted_does_not_close_the_new_one() {
         assert_eq!(pong, (0xd0, vec![]));
     }
 }
+
+#[test]
+fn v5_connack_over_a_socket_carries_the_configured_limits() {
+    use rumqttc::v5::{mqttbytes::v5::Packet as P5, Client as C5, Event as E5, MqttOptions as O5};
+    let server = TestServer::with(Options {
+        receive_maximum: 7,
+        topic_alias_maximum: 3,
+        max_packet_size: 5000,
+        max_session_expiry: 30,
+        ..Options::default()
+    });
+    let mut o = O5::new("v5limits", "127.0.0.1", server.port());
+    o.set_clean_start(false).set_session_expiry_interval(Some(3600));
+    let (_c, mut conn) = C5::new(o, 16);
+    let deadline = Instant::now() + WAIT;
+    let ack = loop {
+        let left = deadline.checked_duration_since(Instant::now()).expect("no CONNACK");
+        match conn.recv_timeout(left) {
+            Ok(Ok(E5::Incoming(P5::ConnAck(a)))) => break a,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("no CONNACK"),
+        }
+    };
+    assert_eq!(ack.code, rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success);
+    let p = ack.properties.expect("CONNACK properties");
+    assert_eq!(p.receive_max, Some(7));
+    assert_eq!(p.topic_alias_max, Some(3));
+    assert_eq!(p.max_packet_size, Some(5000));
+    // the requested 3600 s is capped, and CONNACK says so
+    assert_eq!(p.session_expiry_interval, Some(30));
+}
+
+#[test]
+fn v5_message_expiry_is_capped_by_max_message_expiry_over_a_socket() {
+    use rumqttc::v5::{mqttbytes::v5::Packet as P5, mqttbytes::v5::PublishProperties, mqttbytes::QoS as Q5, Client as C5, Event as E5, MqttOptions as O5};
+    let server = TestServer::with(Options { max_message_expiry: 5, ..Options::default() });
+    let (c, mut conn) = C5::new(O5::new("v5mexp", "127.0.0.1", server.port()), 16);
+    c.subscribe("mexp", Q5::AtLeastOnce).unwrap();
+    // wait for the SUBACK before publishing
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).expect("no SUBACK");
+        match conn.recv_timeout(left) {
+            Ok(Ok(E5::Incoming(P5::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("no SUBACK"),
+        }
+    }
+    c.publish("mexp", Q5::AtLeastOnce, false, "none").unwrap();
+    let long = PublishProperties { message_expiry_interval: Some(3600), ..Default::default() };
+    c.publish_with_properties("mexp", Q5::AtLeastOnce, false, "long", long).unwrap();
+    let short = PublishProperties { message_expiry_interval: Some(2), ..Default::default() };
+    c.publish_with_properties("mexp", Q5::AtLeastOnce, false, "short", short).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while got.len() < 3 {
+        let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| panic!("got {got:?}"));
+        match conn.recv_timeout(left) {
+            Ok(Ok(E5::Incoming(P5::Publish(p)))) => {
+                got.push((p.payload.clone(), p.properties.and_then(|q| q.message_expiry_interval)))
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("got {got:?}"),
+        }
+    }
+    // longer is capped to 5; shorter is kept (at most what was sent). An absent interval is
+    // capped inside the broker (the message expires) but no property is added on the way out:
+    // the forwarded interval is only for a message that was sent with one [MQTT-3.3.2-6].
+    assert_eq!(got[0].0.as_ref(), b"none");
+    assert_eq!(got[0].1, None, "{got:?}");
+    assert_eq!(got[1].0.as_ref(), b"long");
+    assert!(matches!(got[1].1, Some(4..=5)), "{got:?}");
+    assert_eq!(got[2].0.as_ref(), b"short");
+    assert!(matches!(got[2].1, Some(1..=2)), "{got:?}");
+}
