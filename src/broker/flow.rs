@@ -66,8 +66,10 @@ impl Broker {
                 self.send(id, &Packet::PubRec(Ack::ok(pid)));
                 return;
             }
-            // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93.
-            if s.inbound_qos2.len() >= self.opts.receive_maximum as usize {
+            // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93. Only a
+            // 5.0 client was told the maximum (CONNACK); a 3.x client is bounded by the packet
+            // identifier space instead (at most 65535 ids of 2 bytes), never disconnected for it.
+            if v5 && s.inbound_qos2.len() >= self.opts.receive_maximum as usize {
                 return self.protocol_error(id, ReasonCode::ReceiveMaximumExceeded, now);
             }
         }
