@@ -314,7 +314,7 @@ impl Broker {
                 return;
             }
             let s = &mut self.sessions[key as usize];
-            let Some(i) = s.inflight.iter().position(|i| !i.sent) else { break };
+            let Some(i) = s.next_unsent() else { break };
             s.inflight[i].sent = true;
             let entry = s.inflight[i].clone();
             match entry.state {
@@ -363,7 +363,7 @@ impl Broker {
             if self.send_publish(id, &d, Some(pid), false, now) {
                 self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
                 let s = &mut self.sessions[key as usize];
-                s.inflight.push(Inflight { pid, d, state, sent: true });
+                s.inflight.push_back(Inflight { pid, d, state, sent: true });
             }
         }
     }
