@@ -91,6 +91,23 @@ log_dest stderr
 log_type error
 connection_messages false
 EOF
+  # edgemq: the same comparable limits (its defaults are sized for a small router: 1024
+  # clients, 256 queued messages per session, receive maximum 64). memory_limit = 0: unchecked,
+  # as Mosquitto's queues are with max_queued_bytes 0.
+  cat >"$OUT/edgemq.conf" <<EOF
+[limits]
+memory_limit = 0
+max_clients = 20000
+max_sessions = 20000
+max_inflight = 100
+max_queued_messages = 1000000
+max_queued_bytes = 1073741824
+max_retained_messages = 1000000
+max_retained_bytes = 268435456
+
+[mqtt]
+receive_maximum = 100
+EOF
   local v
   {
     printf 'id = 0\n\n[router]\nid = 0\nmax_connections = 20000\nmax_outgoing_packet_count = 200\n'
@@ -110,7 +127,7 @@ start_broker() {
   local name=$1 version=$2 i
   BROKER_PORT=$PORT
   case $name in
-    edgemq) target/release/edgemq -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
+    edgemq) target/release/edgemq -c "$OUT/edgemq.conf" -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
     mosquitto) "$MOSQUITTO" -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 & ;;
     rumqttd) BROKER_PORT=$((PORT + version - 4)); "$RUMQTTD" -q -c "$OUT/rumqttd.toml" >>"$OUT/rumqttd.log" 2>&1 & ;;
   esac

@@ -67,7 +67,8 @@ pub struct Options {
     /// refused from its fixed header alone: 0x95 packet too large.
     pub max_packet_size: u32,
     /// Receive maximum advertised to clients: QoS 1/2 PUBLISH packets a client may have
-    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-8].
+    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-8]. 3.x clients are not
+    /// told it and are not held to it (their pending QoS 2 ids are bounded by the packet id space).
     pub receive_maximum: u16,
     /// QoS 1/2 messages in flight towards one client, capped further by the client's own receive
     /// maximum [MQTT-3.3.4-9]. Messages beyond it wait in the session queue.

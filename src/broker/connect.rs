@@ -262,9 +262,7 @@ impl Broker {
 
         // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, then the queue.
         if let Some(s) = self.sessions.get_mut(key as usize) {
-            for i in s.inflight.iter_mut() {
-                i.sent = false;
-            }
+            s.mark_unsent();
         }
         self.pump(id, now);
     }

@@ -66,8 +66,10 @@ impl Broker {
                 self.send(id, &Packet::PubRec(Ack::ok(pid)));
                 return;
             }
-            // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93.
-            if s.inbound_qos2.len() >= self.opts.receive_maximum as usize {
+            // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93. Only a
+            // 5.0 client was told the maximum (CONNACK); a 3.x client is bounded by the packet
+            // identifier space instead (at most 65535 ids of 2 bytes), never disconnected for it.
+            if v5 && s.inbound_qos2.len() >= self.opts.receive_maximum as usize {
                 return self.protocol_error(id, ReasonCode::ReceiveMaximumExceeded, now);
             }
         }
@@ -312,7 +314,7 @@ impl Broker {
                 return;
             }
             let s = &mut self.sessions[key as usize];
-            let Some(i) = s.inflight.iter().position(|i| !i.sent) else { break };
+            let Some(i) = s.next_unsent() else { break };
             s.inflight[i].sent = true;
             let entry = s.inflight[i].clone();
             match entry.state {
@@ -361,7 +363,7 @@ impl Broker {
             if self.send_publish(id, &d, Some(pid), false, now) {
                 self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
                 let s = &mut self.sessions[key as usize];
-                s.inflight.push(Inflight { pid, d, state, sent: true });
+                s.inflight.push_back(Inflight { pid, d, state, sent: true });
             }
         }
     }

@@ -333,10 +333,6 @@ impl Broker {
         if slot.id != id {
             return false;
         }
-        let need = pkt.encoded_len(slot.version);
-        if need > slot.max_packet_out as usize {
-            return false;
-        }
         if slot.tx.capacity() == 0 {
             let buf = self.take_buf();
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
@@ -344,11 +340,24 @@ impl Broker {
             }
         }
         let Some(c) = self.conns.get_mut(id.slot as usize) else { return false };
+        // Encoded straight into the output, then measured: one length computation per packet
+        // instead of a separate `encoded_len` pass. Too large for the client: taken back out.
+        let start = c.tx.len();
+        let len = match pkt.encode(c.version, &mut c.tx) {
+            Ok(len) if len <= c.max_packet_out as usize => len,
+            _ => {
+                c.tx.truncate(start);
+                if c.tx.is_empty() {
+                    let buf = core::mem::take(&mut c.tx);
+                    self.give_buf(buf);
+                }
+                return false;
+            }
+        };
         if self.hooks.provides(Point::OnPacketEncode) {
             let info = c.info();
             self.hooks.each(Point::OnPacketEncode, |h| h.on_packet_encode(&info, pkt));
         }
-        let Ok(len) = pkt.encode(c.version, &mut c.tx) else { return false };
         self.stats.packets_sent += 1;
         if !c.flagged {
             c.flagged = true;

@@ -142,7 +142,7 @@ impl Broker {
                 many => SubIdList::Many(many.into()),
             };
             let d = Delivery { msg: Rc::new(msg), qos, retain: i.retain, sub_ids };
-            s.inflight.push(Inflight { pid, d, state, sent: false });
+            s.push_restored(Inflight { pid, d, state, sent: false });
             r.inflight += 1;
         }
 

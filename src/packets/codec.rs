@@ -482,6 +482,9 @@ impl Packet<'_> {
     /// Writes the packet for a connection of version `v` (properties are dropped for 3.x) and
     /// returns the number of bytes written, which equals [`Packet::encoded_len`].
     pub fn encode(&self, v: Version, w: &mut impl Writer) -> Result<usize, EncodeError> {
+        if let Packet::Publish(p) = self {
+            return encode_publish(p, v, w);
+        }
         let body = self.body_len(v);
         if body > VARINT_MAX as usize {
             return Err(EncodeError::TooLarge);
@@ -590,4 +593,33 @@ impl Packet<'_> {
         }
         Ok(1 + varint_len(body as u32) + body)
     }
+}
+
+/// PUBLISH, the hot path of every delivery: the property block's length is computed once
+/// (the generic path computes it for the body length and again for the block's prefix).
+fn encode_publish(p: &Publish<'_>, v: Version, w: &mut impl Writer) -> Result<usize, EncodeError> {
+    let props = if v.is_v5() { Some(p.properties.body_len()) } else { None };
+    let props_len = props.map_or(0, |n| varint_len(n as u32) + n);
+    let body = 2 + p.topic.len() + if p.qospid.pid().is_some() { 2 } else { 0 } + props_len + p.payload.len();
+    if body > VARINT_MAX as usize {
+        return Err(EncodeError::TooLarge);
+    }
+    check_field(p.topic.as_bytes())?;
+    if props.is_some_and(|n| n > 0) {
+        p.properties.check()?;
+    }
+    w.put_u8(3 << 4 | (p.dup as u8) << 3 | p.qospid.qos().as_u8() << 1 | p.retain as u8);
+    put_varint(w, body as u32);
+    put_bin(w, p.topic.as_bytes());
+    if let Some(pid) = p.qospid.pid() {
+        put_u16(w, pid.get());
+    }
+    if let Some(n) = props {
+        put_varint(w, n as u32);
+        if n > 0 {
+            p.properties.encode_body(w);
+        }
+    }
+    w.put(p.payload);
+    Ok(1 + varint_len(body as u32) + body)
 }

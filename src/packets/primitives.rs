@@ -21,6 +21,10 @@ impl Writer for Vec<u8> {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
+
+    fn put_u8(&mut self, b: u8) {
+        self.push(b);
+    }
 }
 
 /// Number of bytes the variable byte integer encoding of `v` takes (1 to 4).

@@ -409,6 +409,11 @@ impl<'a> Properties<'a> {
     /// Writes the block (length prefix first), properties in identifier order.
     pub fn encode(&self, w: &mut impl Writer) {
         put_varint(w, self.body_len() as u32);
+        self.encode_body(w);
+    }
+
+    /// Writes the properties without the length prefix (the caller wrote [`Self::body_len`]).
+    pub fn encode_body(&self, w: &mut impl Writer) {
         let byte = |w: &mut _, id, v: Option<u8>| {
             if let Some(v) = v {
                 Writer::put(w, &[id, v]);

@@ -127,9 +127,18 @@ pub struct Session {
     pub queue: VecDeque<Delivery>,
     /// Bytes accounted to `queue`.
     pub queued_bytes: usize,
-    /// Outbound QoS 1/2 messages in flight, in send order.
-    pub inflight: Vec<Inflight>,
+    /// Outbound QoS 1/2 messages in flight, in send order. A deque: acknowledgements mostly
+    /// arrive in order, so taking the acknowledged entry is a pop at the front, not a memmove
+    /// of the whole window per PUBACK.
+    pub inflight: VecDeque<Inflight>,
+    /// Every inflight entry before this index has been sent (a hint for [`Session::next_unsent`],
+    /// so the pump does not scan the whole window per call).
+    resend_from: usize,
     next_pid: u16,
+    /// False while every inflight id is below `next_pid + 1` (ids are allocated in increasing
+    /// order and the counter has not wrapped since the window was last empty): the next id is
+    /// then free without scanning the window. Set when the counter wraps or entries are restored.
+    pid_wrapped: bool,
     /// Inbound QoS 2 packet identifiers that got PUBREC and await PUBREL.
     pub inbound_qos2: Vec<PacketId>,
     /// The will of the current (or last) connection.
@@ -153,8 +162,10 @@ impl Session {
             subs: Vec::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
-            inflight: Vec::new(),
+            inflight: VecDeque::new(),
+            resend_from: 0,
             next_pid: 0,
+            pid_wrapped: false,
             inbound_qos2: Vec::new(),
             will: None,
             will_at: None,
@@ -204,14 +215,61 @@ impl Session {
     /// Allocates a packet identifier not in use by an inflight message; `None` when all
     /// 65535 are taken (cannot happen while the window is at most 65535).
     pub fn alloc_pid(&mut self) -> Option<PacketId> {
+        if self.inflight.is_empty() {
+            self.pid_wrapped = false;
+        }
         for _ in 0..u16::MAX {
             self.next_pid = self.next_pid.wrapping_add(1);
-            let Some(pid) = PacketId::new(self.next_pid) else { continue };
-            if !self.inflight.iter().any(|i| i.pid == pid) {
-                return Some(pid);
+            let Some(pid) = PacketId::new(self.next_pid) else {
+                self.pid_wrapped = true;
+                continue;
+            };
+            if self.pid_wrapped {
+                let (mut used, mut above) = (false, false);
+                for i in &self.inflight {
+                    used |= i.pid == pid;
+                    above |= i.pid.get() > pid.get();
+                }
+                if !above {
+                    // The ids from before the wrap are all acknowledged: ordered again.
+                    self.pid_wrapped = false;
+                }
+                if used {
+                    continue;
+                }
             }
+            return Some(pid);
         }
         None
+    }
+
+    /// Adds an inflight entry restored from storage (any id: `alloc_pid` scans from now on).
+    pub fn push_restored(&mut self, i: Inflight) {
+        self.pid_wrapped = true;
+        self.inflight.push_back(i);
+    }
+
+    /// Index of the first inflight entry not yet sent (after a reconnect or restore), if any.
+    pub fn next_unsent(&mut self) -> Option<usize> {
+        let from = self.resend_from.min(self.inflight.len());
+        match self.inflight.iter().skip(from).position(|i| !i.sent) {
+            Some(i) => {
+                self.resend_from = from + i;
+                Some(from + i)
+            }
+            None => {
+                self.resend_from = self.inflight.len();
+                None
+            }
+        }
+    }
+
+    /// Marks every inflight entry unsent: they are resent (with DUP) on the new connection.
+    pub fn mark_unsent(&mut self) {
+        for i in self.inflight.iter_mut() {
+            i.sent = false;
+        }
+        self.resend_from = 0;
     }
 
     /// The inflight entry with this identifier.
@@ -222,7 +280,10 @@ impl Session {
     /// Removes and returns the inflight entry with this identifier.
     pub fn take_inflight(&mut self, pid: PacketId) -> Option<Inflight> {
         let i = self.inflight.iter().position(|i| i.pid == pid)?;
-        Some(self.inflight.remove(i))
+        if i < self.resend_from {
+            self.resend_from -= 1;
+        }
+        self.inflight.remove(i)
     }
 
     /// Drops everything a clean start discards, keeping the client id.
@@ -290,8 +351,34 @@ mod tests {
     fn packet_ids_skip_ids_in_flight_and_never_zero() {
         let mut s = Session::new("c");
         let p1 = s.alloc_pid().unwrap();
-        s.inflight.push(Inflight { pid: p1, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
+        s.inflight.push_back(Inflight { pid: p1, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
         s.next_pid = u16::MAX; // wrap: next would be 0 (skipped) then 1 (in use) then 2
         assert_eq!(s.alloc_pid().unwrap().get(), 2);
+    }
+
+    #[test]
+    fn restored_ids_are_skipped_and_acks_in_any_order_keep_the_resend_hint() {
+        let mut s = Session::new("c");
+        for p in [1u16, 2, 3] {
+            let pid = PacketId::new(p).unwrap();
+            s.push_restored(Inflight { pid, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: false });
+        }
+        assert_eq!(s.alloc_pid().unwrap().get(), 4);
+        assert_eq!(s.next_unsent(), Some(0));
+        s.inflight[0].sent = true;
+        assert_eq!(s.next_unsent(), Some(1));
+        s.take_inflight(PacketId::new(1).unwrap()).unwrap();
+        assert_eq!(s.next_unsent(), Some(0));
+        assert_eq!(s.inflight[0].pid.get(), 2);
+        s.inflight[0].sent = true;
+        s.inflight[1].sent = true;
+        assert_eq!(s.next_unsent(), None);
+        s.mark_unsent();
+        assert_eq!(s.next_unsent(), Some(0));
+        // fresh ids after the window empties: no scan needed, still never an id in use
+        s.inflight.clear();
+        let a = s.alloc_pid().unwrap();
+        s.inflight.push_back(Inflight { pid: a, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
+        assert_ne!(s.alloc_pid().unwrap(), a);
     }
 }

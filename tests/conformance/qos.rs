@@ -116,3 +116,24 @@ fn the_inflight_window_follows_the_client_receive_maximum() {
     t.send(s, V5, Packet::PubAck(ack(1)));
     assert_eq!(t.take(s), encode(V5, publish("t", b"m", 1, 3, false)));
 }
+
+#[test]
+fn a_v311_client_is_not_held_to_the_v5_receive_maximum_for_qos2() {
+    // 3.1.1 has no Receive Maximum: the client was never told ours, so more unacknowledged
+    // QoS 2 PUBLISH than it is not a protocol error (loadgen's pairs q2 v4 window of 100 was
+    // closed at 64). 5.0 clients still get DISCONNECT 0x93 (statements_v5).
+    let mut t = TestBroker::with(edgemq::Options { receive_maximum: 4, ..edgemq::Options::default() });
+    let s = t.connect(V3_1_1, "s");
+    t.subscribe(s, V3_1_1, "t", opts(0));
+    let p = t.connect(V3_1_1, "p");
+    for i in 1..=10u16 {
+        t.send(p, V3_1_1, publish("t", b"x", 2, i, false));
+        assert_eq!(t.take(p), encode(V3_1_1, Packet::PubRec(ack(i))), "PUBREC {i}");
+    }
+    assert!(!t.b.is_closing(p));
+    assert_eq!(t.take(s).len(), 10 * encode(V3_1_1, publish("t", b"x", 0, 0, false)).len());
+    for i in 1..=10u16 {
+        t.send(p, V3_1_1, Packet::PubRel(ack(i)));
+        assert_eq!(t.take(p), encode(V3_1_1, Packet::PubComp(ack(i))));
+    }
+}
