@@ -740,12 +740,13 @@ fn http_stats_serves_metrics_and_json_and_refuses_the_rest() {
 // ---------------------------------------------------------------------------------------------
 // Interop: paho-mqtt (Python) over WebSocket, skipped when python3 or paho-mqtt is missing.
 
-#[test]
-fn paho_mqtt_over_websocket() {
-    let srv = start(vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")]);
-    let (host, port) = srv.addr(0).rsplit_once(':').unwrap();
+/// Runs tests/interop_listeners/paho_ws.py against `addr`; skips when python3 or paho is missing.
+fn run_paho_ws(addr: &str, cafile: Option<&str>) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop_listeners/paho_ws.py");
-    let out = match std::process::Command::new("timeout").args(["60", "python3", script, host, port, "/mqtt"]).output() {
+    let mut args = vec!["60", "python3", script, host, port, "/mqtt"];
+    args.extend(cafile);
+    let out = match std::process::Command::new("timeout").args(&args).output() {
         Ok(out) => out,
         Err(e) => {
             eprintln!("skipped: cannot run python3: {e}");
@@ -757,6 +758,19 @@ fn paho_mqtt_over_websocket() {
         return;
     }
     assert!(out.status.success(), "paho over websocket failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn paho_mqtt_over_websocket() {
+    let srv = start(vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")]);
+    run_paho_ws(srv.addr(0), None);
+}
+
+#[test]
+fn paho_mqtt_over_websocket_over_tls() {
+    let pki = pki();
+    let srv = start(vec![ListenerConfig::wss("wss", "127.0.0.1:0", "/mqtt", tls_config(&pki))]);
+    run_paho_ws(srv.addr(0), Some(&pki.s("ca.pem")));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """paho-mqtt over WebSocket against a running edgemq: subscribe, publish, receive.
 
-Usage: paho_ws.py HOST PORT PATH
+Usage: paho_ws.py HOST PORT PATH [CAFILE]   (with CAFILE: WebSocket over TLS, verified)
 Exit 0 on success, 1 on failure, 77 when paho-mqtt is not installed (the Rust test skips).
 Every wait is bounded.
 """
@@ -13,6 +13,7 @@ except ImportError:
     sys.exit(77)
 
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+cafile = sys.argv[4] if len(sys.argv) > 4 else None
 got = threading.Event()
 subscribed = threading.Event()
 received = []
@@ -38,6 +39,8 @@ for protocol in (mqtt.MQTTv311, mqtt.MQTTv5):
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-ws-{protocol}",
                     transport="websockets", protocol=protocol)
     c.ws_set_options(path=path)
+    if cafile:
+        c.tls_set(ca_certs=cafile)
     c.on_connect = on_connect
     c.on_subscribe = on_subscribe
     c.on_message = on_message
