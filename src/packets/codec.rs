@@ -142,6 +142,24 @@ pub(crate) fn sub_options(b: u8, v: Version) -> Result<SubOptions, DecodeError> 
     Ok(SubOptions { qos, no_local: b & 4 != 0, retain_as_published: b & 8 != 0, retain_handling: rh })
 }
 
+/// Validates a SUBSCRIBE (`options: Some(version)`: each filter has an options byte) or
+/// UNSUBSCRIBE payload: at least one filter [MQTT-3.8.3-3] [MQTT-3.10.3-2], none empty.
+fn check_filters(payload: &[u8], options: Option<Version>) -> Result<(), DecodeError> {
+    let mut pr = Reader::new(payload);
+    if pr.is_empty() {
+        return Err(DecodeError::NoTopicFilters);
+    }
+    while !pr.is_empty() {
+        if pr.str()?.is_empty() {
+            return Err(DecodeError::EmptyTopic);
+        }
+        if let Some(v) = options {
+            sub_options(pr.u8()?, v)?;
+        }
+    }
+    Ok(())
+}
+
 fn decode_body<'a>(first: u8, r: &mut Reader<'a>, v: Version) -> Result<Packet<'a>, DecodeError> {
     let flags = first & 0x0f;
     Ok(match first >> 4 {
@@ -215,16 +233,7 @@ fn decode_body<'a>(first: u8, r: &mut Reader<'a>, v: Version) -> Result<Packet<'
             let pid = pid(r)?;
             let properties = props(r, v, PropContext::Subscribe)?;
             let payload = r.rest();
-            let mut pr = Reader::new(payload);
-            if pr.is_empty() {
-                return Err(DecodeError::NoTopicFilters);
-            }
-            while !pr.is_empty() {
-                if pr.str()?.is_empty() {
-                    return Err(DecodeError::EmptyTopic);
-                }
-                sub_options(pr.u8()?, v)?;
-            }
+            check_filters(payload, Some(v))?;
             Packet::Subscribe(Subscribe { pid, properties, filters: SubscribeFilters::Raw(payload, v) })
         }
         t @ (9 | 11) => {
@@ -257,15 +266,7 @@ fn decode_body<'a>(first: u8, r: &mut Reader<'a>, v: Version) -> Result<Packet<'
             let pid = pid(r)?;
             let properties = props(r, v, PropContext::Unsubscribe)?;
             let payload = r.rest();
-            let mut pr = Reader::new(payload);
-            if pr.is_empty() {
-                return Err(DecodeError::NoTopicFilters);
-            }
-            while !pr.is_empty() {
-                if pr.str()?.is_empty() {
-                    return Err(DecodeError::EmptyTopic);
-                }
-            }
+            check_filters(payload, None)?;
             Packet::Unsubscribe(Unsubscribe { pid, properties, filters: TopicList::Raw(payload) })
         }
         12 => Packet::PingReq,
