@@ -172,7 +172,6 @@ fn unsupported(what: &str) -> std::io::Error {
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// Binds the listener's socket. Errors name the listener and the address.
-
 pub fn bind(cfg: &ListenerConfig) -> std::io::Result<Acceptor> {
     let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("listener `{}` on {}: {e}", cfg.name, cfg.bind));
     match &cfg.kind {
