@@ -28,6 +28,7 @@ impl Version {
 
 /// The acknowledgement packets of the QoS 1 and 2 flows (first byte of the fixed header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the packets' own names
 pub enum Ack {
     PubAck = 0x40,
     PubRec = 0x50,

@@ -133,8 +133,11 @@ fn parse(args: &[String]) -> Result<Params, String> {
 }
 
 /// Runs every module's `TESTS`, catching panics; prints a closing `N passed, M failed` line.
+/// A module's name and its named tests.
+type Suite = (&'static str, &'static [(&'static str, fn())]);
+
 fn self_test() -> ExitCode {
-    let suites: [(&str, &[(&str, fn())]); 3] = [("codec", codec::tests::TESTS), ("stats", stats::tests::TESTS), ("sys", sys::tests::TESTS)];
+    let suites: [Suite; 3] = [("codec", codec::tests::TESTS), ("stats", stats::tests::TESTS), ("sys", sys::tests::TESTS)];
     let (mut passed, mut failed) = (0, 0);
     for (module, tests) in suites {
         for (name, test) in tests {

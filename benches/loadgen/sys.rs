@@ -38,6 +38,7 @@ fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
 
 /// Raises the soft `RLIMIT_NOFILE` to at least `want` (bounded by the hard limit). Returns the new
 /// soft limit.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
 pub fn raise_nofile(want: u64) -> Result<u64, String> {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes one rlimit into the valid, exclusively borrowed `lim`.
