@@ -5,6 +5,7 @@ use crate::hooks::ClientInfo;
 use crate::packets::Version;
 use crate::time::Instant;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// A connection's identity: slot and generation, so a stale id never reaches a reused slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,8 +33,8 @@ impl ClientId {
 pub struct PeerInfo {
     /// Remote address (`ip:port`) or socket path.
     pub remote: String,
-    /// Listener name.
-    pub listener: String,
+    /// Listener name (shared by every connection of the listener: no allocation per client).
+    pub listener: Rc<str>,
     /// Anonymous clients (no user name) admitted on this listener without an auth hook.
     pub allow_anonymous: bool,
     /// User name taken from a verified TLS client certificate, if configured.
@@ -53,52 +54,68 @@ pub enum ConnState {
     Closing,
 }
 
-/// One connection slot.
+/// One connection slot. Every connected client holds one, so it is kept small: state that
+/// only some connections use (topic aliases, enhanced authentication, a certificate user name)
+/// lives in [`ConnExtra`], boxed on first use.
 #[derive(Debug)]
 pub struct Conn {
     pub(crate) id: ClientId,
     pub(crate) state: ConnState,
     pub(crate) version: Version,
+    /// Whether reason strings and user properties may be sent (Request Problem Information).
+    pub(crate) problem_info: bool,
+    /// Queued for a flush by the server.
+    pub(crate) flagged: bool,
+    /// Anonymous clients admitted on the listener without an auth hook.
+    pub(crate) allow_anonymous: bool,
     pub(crate) session: Option<u32>,
-    /// Client identifier from CONNECT (or assigned); empty before CONNECT. Kept after the
-    /// session detaches, for hooks.
-    pub(crate) client_id: Box<str>,
+    /// Client identifier from CONNECT (or assigned); empty before CONNECT. Shares the session's
+    /// allocation once connected; kept after the session detaches, for hooks.
+    pub(crate) client_id: Rc<str>,
     pub(crate) username: Option<Box<str>>,
-    pub(crate) peer: PeerInfo,
+    /// Remote address or socket path.
+    pub(crate) remote: Box<str>,
+    /// Listener name.
+    pub(crate) listener: Rc<str>,
     /// Partial inbound frame (borrowed from the pool only while non-empty).
     pub(crate) rx: Vec<u8>,
     /// Encoded output not yet written to the socket.
     pub(crate) tx: Vec<u8>,
-    /// Keep alive in milliseconds (0: none).
-    pub(crate) keep_alive_ms: u64,
-    /// When input was last seen.
-    pub(crate) last_rx: Instant,
-    /// When the connection was accepted.
-    pub(crate) accepted_at: Instant,
+    /// Keep alive in milliseconds (0: none; at most 65,535,000).
+    pub(crate) keep_alive_ms: u32,
     /// Largest packet the client accepts [MQTT-3.1.2-24].
     pub(crate) max_packet_out: u32,
+    /// When input was last seen.
+    pub(crate) last_rx: Instant,
+    /// The deadline of this connection's one pending timer entry (connect timeout, then keep
+    /// alive); entries for other times are stale and ignored when they fire.
+    pub(crate) timer_at: Instant,
     /// The client's receive maximum: QoS 1/2 PUBLISH in flight towards it.
     pub(crate) receive_max_out: u16,
     /// Topic aliases the client accepts from us.
     pub(crate) alias_max_out: u16,
+    /// Session expiry the CONNECT asked for (DISCONNECT may not raise it from 0).
+    pub(crate) connect_expiry: u32,
+    /// Buffer bytes (rx + tx capacity) counted in the broker's buffer total.
+    pub(crate) accounted: usize,
+    pub(crate) extra: Option<Box<ConnExtra>>,
+}
+
+/// The parts of a connection that most connections never use.
+#[derive(Debug, Default)]
+pub(crate) struct ConnExtra {
+    /// User name taken from a verified TLS client certificate.
+    pub(crate) cert_username: Option<Box<str>>,
     /// Inbound topic aliases (index = alias - 1).
     pub(crate) aliases_in: Vec<Option<Box<str>>>,
     /// Outbound topic aliases we assigned.
     pub(crate) aliases_out: HashMap<Box<str>, u16>,
-    /// Whether reason strings and user properties may be sent (Request Problem Information).
-    pub(crate) problem_info: bool,
-    /// Session expiry the CONNECT asked for (DISCONNECT may not raise it from 0).
-    pub(crate) connect_expiry: u32,
-    /// Queued for a flush by the server.
-    pub(crate) flagged: bool,
     /// Authentication method of an enhanced authentication in progress or done.
     pub(crate) auth_method: Option<Box<str>>,
     /// The CONNECT being authenticated (raw bytes, decoded again when the exchange succeeds).
     pub(crate) pending_connect: Option<Box<[u8]>>,
     /// A re-authentication is in progress.
     pub(crate) reauth: bool,
-    /// Buffer bytes (rx + tx capacity) counted in the broker's buffer total.
-    pub(crate) accounted: usize,
 }
 
 impl Conn {
@@ -107,39 +124,48 @@ impl Conn {
         ClientInfo {
             client_id: &self.client_id,
             username: self.username.as_deref(),
-            remote: &self.peer.remote,
-            listener: &self.peer.listener,
+            remote: &self.remote,
+            listener: &self.listener,
             version: self.version,
             inline: false,
         }
     }
 
-    pub(crate) fn new(id: ClientId, peer: PeerInfo, now: Instant) -> Conn {
+    pub(crate) fn new(id: ClientId, peer: PeerInfo, now: Instant, connect_deadline: Instant) -> Conn {
+        let extra = peer.cert_username.map(|u| Box::new(ConnExtra { cert_username: Some(u.into()), ..ConnExtra::default() }));
         Conn {
             id,
             state: ConnState::AwaitConnect,
             version: Version::V3_1_1,
+            problem_info: true,
+            flagged: false,
+            allow_anonymous: peer.allow_anonymous,
             session: None,
-            client_id: Box::from(""),
+            client_id: Rc::from(""),
             username: None,
-            peer,
+            remote: peer.remote.into_boxed_str(),
+            listener: peer.listener,
             rx: Vec::new(),
             tx: Vec::new(),
             keep_alive_ms: 0,
-            last_rx: now,
-            accepted_at: now,
             max_packet_out: u32::MAX,
+            last_rx: now,
+            timer_at: connect_deadline,
             receive_max_out: u16::MAX,
             alias_max_out: 0,
-            aliases_in: Vec::new(),
-            aliases_out: HashMap::new(),
-            problem_info: true,
             connect_expiry: 0,
-            flagged: false,
-            auth_method: None,
-            pending_connect: None,
-            reauth: false,
             accounted: 0,
+            extra,
         }
+    }
+
+    /// The rarely used state, allocated on first use.
+    pub(crate) fn extra_mut(&mut self) -> &mut ConnExtra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// The user name from the client certificate, if the listener takes it.
+    pub(crate) fn cert_username(&self) -> Option<&str> {
+        self.extra.as_ref()?.cert_username.as_deref()
     }
 }

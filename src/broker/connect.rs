@@ -34,7 +34,7 @@ impl Broker {
         let (remote, listener, allow_anon, cert_user) = match self.conn_mut(id) {
             Some(k) => {
                 k.client_id = client_id.into();
-                (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.allow_anonymous, k.peer.cert_username.clone())
+                (k.remote.clone(), k.listener.clone(), k.allow_anonymous, k.cert_username().map(String::from))
             }
             None => return,
         };
@@ -58,8 +58,9 @@ impl Broker {
                     }
                     if let Some(k) = self.conn_mut(id) {
                         k.state = ConnState::Authenticating;
-                        k.auth_method = Some(method.into());
-                        k.pending_connect = Some(raw.into());
+                        let e = k.extra_mut();
+                        e.auth_method = Some(method.into());
+                        e.pending_connect = Some(raw.into());
                     }
                     return self.send_auth(id, ReasonCode::ContinueAuthentication, method, Some(&data));
                 }
@@ -120,7 +121,7 @@ impl Broker {
         let v = c.version;
         let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
         let (remote, listener, cert_user) = match self.conn(id) {
-            Some(k) => (k.peer.remote.clone(), k.peer.listener.clone(), k.peer.cert_username.clone()),
+            Some(k) => (k.remote.clone(), k.listener.clone(), k.cert_username().map(String::from)),
             None => return,
         };
         let username = cert_user.as_deref().or(c.username);
@@ -186,10 +187,13 @@ impl Broker {
         if let Some(s) = self.sessions.get_mut(key as usize) {
             s.conn = Some(id);
             s.expiry_secs = expiry;
-            s.expires_at = None;
-            // [MQTT-3.1.3-9] a reconnect before the will delay passes cancels the old will.
-            s.will_at = None;
-            s.will = will;
+            if will.is_some() || s.will_at().is_some() || s.expires_at().is_some() || s.will().is_some() {
+                let e = s.extra_mut();
+                e.expires_at = None;
+                // [MQTT-3.1.3-9] a reconnect before the will delay passes cancels the old will.
+                e.will_at = None;
+                e.will = will;
+            }
         }
 
         // Keep alive: the server's override, capped by the maximum.
@@ -205,11 +209,15 @@ impl Broker {
             None
         };
         let topic_alias_max = self.opts.topic_alias_maximum;
+        let shared_id = self.sessions.get(key as usize).map(|s| s.client_id.clone());
         if let Some(k) = self.conn_mut(id) {
             k.state = ConnState::Connected;
             k.session = Some(key);
+            if let Some(shared) = shared_id {
+                k.client_id = shared;
+            }
             k.username = username.map(Into::into);
-            k.keep_alive_ms = keep_alive as u64 * 1000;
+            k.keep_alive_ms = keep_alive as u32 * 1000;
             k.connect_expiry = requested_expiry;
             if v.is_v5() {
                 k.max_packet_out = p.maximum_packet_size.unwrap_or(u32::MAX);
@@ -217,10 +225,15 @@ impl Broker {
                 // Our own maximum bounds the alias map we keep for the client, too.
                 k.alias_max_out = p.topic_alias_maximum.unwrap_or(0).min(topic_alias_max);
                 k.problem_info = p.request_problem_information != Some(0);
-                k.aliases_in = Vec::new();
             }
-            k.auth_method = p.authentication_method.map(Into::into);
-            k.pending_connect = None;
+            if let Some(e) = k.extra.as_mut() {
+                e.aliases_in = Vec::new();
+                e.pending_connect = None;
+                e.auth_method = None;
+            }
+            if let Some(m) = p.authentication_method {
+                k.extra_mut().auth_method = Some(m.into());
+            }
         }
         self.stats.clients_connected += 1;
         self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
@@ -268,8 +281,9 @@ impl Broker {
     }
 
     pub(super) fn new_session(&mut self, client_id: &str) -> u32 {
-        let key = self.sessions.insert(Session::new(client_id)) as u32;
-        self.by_client_id.insert(client_id.into(), key);
+        let id: Rc<str> = client_id.into();
+        let key = self.sessions.insert(Session::new(id.clone())) as u32;
+        self.by_client_id.insert(id, key);
         key
     }
 
@@ -278,9 +292,9 @@ impl Broker {
     pub(super) fn on_auth(&mut self, id: ClientId, a: &Disconnect<'_>, now: Instant) {
         let Some(k) = self.conn(id) else { return };
         let state = k.state;
-        let reauth = k.reauth;
+        let reauth = k.extra.as_ref().is_some_and(|e| e.reauth);
         // [MQTT-4.12.0-5] the method must stay the one the exchange started with.
-        let method = match (a.properties.authentication_method, k.auth_method.as_deref()) {
+        let method = match (a.properties.authentication_method, k.extra.as_ref().and_then(|e| e.auth_method.as_deref())) {
             (Some(m), Some(cur)) if m == cur => m.to_string(),
             _ => return self.protocol_error(id, ReasonCode::ProtocolError, now),
         };
@@ -297,12 +311,12 @@ impl Broker {
         match (state, step) {
             (_, AuthStep::Continue(data)) => {
                 if let Some(k) = self.conn_mut(id) {
-                    k.reauth = state == ConnState::Connected;
+                    k.extra_mut().reauth = state == ConnState::Connected;
                 }
                 self.send_auth(id, ReasonCode::ContinueAuthentication, &method, Some(&data));
             }
             (ConnState::Authenticating, AuthStep::Success(data)) => {
-                let Some(raw) = self.conn_mut(id).and_then(|k| k.pending_connect.take()) else { return };
+                let Some(raw) = self.conn_mut(id).and_then(|k| k.extra.as_mut()?.pending_connect.take()) else { return };
                 let Ok(Some((Packet::Connect(c), _))) = crate::packets::decode(&raw, Version::V5, u32::MAX) else {
                     return self.refuse(id, ReasonCode::UnspecifiedError, now);
                 };
@@ -315,8 +329,8 @@ impl Broker {
             (ConnState::Authenticating, AuthStep::Fail(rc)) => self.refuse(id, rc, now),
             (ConnState::Authenticating, AuthStep::NotMine) => self.refuse(id, ReasonCode::BadAuthenticationMethod, now),
             (_, AuthStep::Success(data)) => {
-                if let Some(k) = self.conn_mut(id) {
-                    k.reauth = false;
+                if let Some(e) = self.conn_mut(id).and_then(|k| k.extra.as_mut()) {
+                    e.reauth = false;
                 }
                 self.send_auth(id, ReasonCode::Success, &method, data.as_deref());
             }

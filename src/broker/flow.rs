@@ -30,15 +30,16 @@ impl Broker {
             let Some(c) = self.conn_mut(id) else { return };
             let idx = alias as usize - 1;
             if p.topic.is_empty() {
-                match c.aliases_in.get(idx).and_then(|t| t.as_deref()) {
+                match c.extra.as_ref().and_then(|e| e.aliases_in.get(idx)).and_then(|t| t.as_deref()) {
                     Some(t) => topic_buf = Some(t.into()),
                     None => return self.protocol_error(id, ReasonCode::ProtocolError, now),
                 }
             } else {
-                if c.aliases_in.len() <= idx {
-                    c.aliases_in.resize(idx + 1, None);
+                let aliases = &mut c.extra_mut().aliases_in;
+                if aliases.len() <= idx {
+                    aliases.resize(idx + 1, None);
                 }
-                c.aliases_in[idx] = Some(p.topic.into());
+                aliases[idx] = Some(p.topic.into());
             }
         }
         let topic: &str = topic_buf.as_deref().unwrap_or(p.topic);
@@ -62,14 +63,14 @@ impl Broker {
         };
         if let QosPid::ExactlyOnce(pid) = p.qospid {
             let s = &self.sessions[key as usize];
-            if s.inbound_qos2.contains(&pid) {
+            if s.inbound_qos2().contains(&pid) {
                 self.send(id, &Packet::PubRec(Ack::ok(pid)));
                 return;
             }
             // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93. Only a
             // 5.0 client was told the maximum (CONNACK); a 3.x client is bounded by the packet
             // identifier space instead (at most 65535 ids of 2 bytes), never disconnected for it.
-            if v5 && s.inbound_qos2.len() >= self.opts.receive_maximum as usize {
+            if v5 && s.inbound_qos2().len() >= self.opts.receive_maximum as usize {
                 return self.protocol_error(id, ReasonCode::ReceiveMaximumExceeded, now);
             }
         }
@@ -95,7 +96,7 @@ impl Broker {
             }
             QosPid::ExactlyOnce(pid) => {
                 if !rc.is_error() {
-                    self.sessions[key as usize].inbound_qos2.push(pid);
+                    self.sessions[key as usize].extra_mut().inbound_qos2.push(pid);
                 }
                 self.send(id, &Packet::PubRec(Ack { pid, reason: rc, properties: Properties::default() }));
             }
@@ -375,12 +376,14 @@ impl Broker {
         let mut alias = None;
         let mut topic: &str = &d.msg.topic;
         if c.alias_max_out > 0 {
-            if let Some(&a) = c.aliases_out.get(topic) {
+            let max = c.alias_max_out as usize;
+            let out = &mut c.extra_mut().aliases_out;
+            if let Some(&a) = out.get(topic) {
                 alias = Some(a);
                 topic = "";
-            } else if c.aliases_out.len() < c.alias_max_out as usize {
-                let a = c.aliases_out.len() as u16 + 1;
-                c.aliases_out.insert(topic.into(), a);
+            } else if out.len() < max {
+                let a = out.len() as u16 + 1;
+                out.insert(topic.into(), a);
                 alias = Some(a);
             }
         }
@@ -399,8 +402,8 @@ impl Broker {
             // Too large for this client [MQTT-3.1.2-25]: dropped and counted.
             self.stats.messages_dropped += 1;
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
-                if alias.is_some() && !topic.is_empty() {
-                    c.aliases_out.remove(&*d.msg.topic);
+                if let (Some(_), false, Some(e)) = (alias, topic.is_empty(), c.extra.as_mut()) {
+                    e.aliases_out.remove(&*d.msg.topic);
                 }
                 if let Some(key) = c.session {
                     self.notify_dropped(key, &d.msg);
@@ -478,9 +481,9 @@ impl Broker {
     pub(super) fn on_pubrel(&mut self, id: ClientId, pid: PacketId, _now: Instant) {
         let Some(key) = self.session_of(id) else { return };
         let s = &mut self.sessions[key as usize];
-        let found = match s.inbound_qos2.iter().position(|p| *p == pid) {
+        let found = match s.inbound_qos2().iter().position(|p| *p == pid) {
             Some(i) => {
-                s.inbound_qos2.swap_remove(i);
+                s.extra_mut().inbound_qos2.swap_remove(i);
                 true
             }
             None => false,

@@ -57,7 +57,7 @@ pub struct Broker {
     pub(crate) conns: Slab<Conn>,
     gens: Vec<u16>,
     pub(crate) sessions: Slab<Session>,
-    pub(crate) by_client_id: HashMap<Box<str>, u32>,
+    pub(crate) by_client_id: HashMap<std::rc::Rc<str>, u32>,
     pub(crate) subs: Trie<u32, SubEntry>,
     pub(crate) retained: Retained<MessageRef>,
     pub(crate) retained_bytes: usize,
@@ -181,9 +181,9 @@ impl Broker {
             self.gens.resize(slot + 1, 0);
         }
         let id = ClientId { slot: slot as u16, gen: self.gens[slot] };
-        entry.insert(Conn::new(id, peer, now));
-        self.stats.connections_total += 1;
         let deadline = now + Duration::from_millis(self.opts.connect_timeout_ms);
+        entry.insert(Conn::new(id, peer, now, deadline));
+        self.stats.connections_total += 1;
         self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
         Ok(id)
     }
@@ -530,7 +530,7 @@ impl Broker {
         let (info_cid, info_user, remote, listener, version) = {
             let c = &self.conns[id.slot as usize];
             let s = &self.sessions[key as usize];
-            (s.client_id.to_string(), c.username.clone(), c.peer.remote.clone(), c.peer.listener.clone(), c.version)
+            (s.client_id.clone(), c.username.clone(), c.remote.clone(), c.listener.clone(), c.version)
         };
         let info = ClientInfo {
             client_id: &info_cid,
@@ -542,14 +542,14 @@ impl Broker {
         };
         self.hooks.each(Point::OnDisconnect, |h| h.on_disconnect(&info, reason, expire));
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
-        if !with_will {
-            s.will = None;
+        if !with_will && s.will().is_some() {
+            s.extra_mut().will = None;
         }
-        if s.will.as_ref().is_some_and(|w| w.delay_secs > 0 && s.expiry_secs > 0) {
+        if s.will().is_some_and(|w| w.delay_secs > 0 && s.expiry_secs > 0) {
             // [MQTT-3.1.3-9] the will waits for its delay (or the session's end).
-            let delay = s.will.as_ref().map_or(0, |w| w.delay_secs).min(s.expiry_secs);
+            let delay = s.will().map_or(0, |w| w.delay_secs).min(s.expiry_secs);
             let at = now + Duration::from_secs(delay as u64);
-            s.will_at = Some(at);
+            s.extra_mut().will_at = Some(at);
             self.arm_session_timer(key, at);
         } else {
             self.publish_will(key, now);
@@ -559,7 +559,7 @@ impl Broker {
         } else if let Some(s) = self.sessions.get_mut(key as usize) {
             if s.expiry_secs != u32::MAX {
                 let at = now + Duration::from_secs(s.expiry_secs as u64);
-                s.expires_at = Some(at);
+                s.extra_mut().expires_at = Some(at);
                 self.arm_session_timer(key, at);
             }
         }
@@ -568,8 +568,12 @@ impl Broker {
     /// Publishes and clears the session's will.
     pub(crate) fn publish_will(&mut self, key: u32, now: Instant) {
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
-        s.will_at = None;
-        let Some(will) = s.will.take() else { return };
+        if s.will_at().is_none() && s.will().is_none() {
+            return;
+        }
+        let e = s.extra_mut();
+        e.will_at = None;
+        let Some(will) = e.will.take() else { return };
         let client_id = s.client_id.to_string();
         let msg = match self.hooks.on_will(&client_id, &will.msg.view()) {
             WillVerdict::Continue => will.msg,
@@ -634,7 +638,7 @@ impl Broker {
             }
             self.timers.pop();
             match timer {
-                Timer::Conn(raw) => self.conn_timer(ClientId::from_u32(raw), now),
+                Timer::Conn(raw) => self.conn_timer(ClientId::from_u32(raw), t, now),
                 Timer::Session(key) => self.session_timer(key, now),
                 Timer::Sys => {
                     self.publish_sys(now);
@@ -645,30 +649,38 @@ impl Broker {
         }
     }
 
-    fn conn_timer(&mut self, id: ClientId, now: Instant) {
-        let Some(c) = self.conn(id) else { return };
+    /// A connection's timer entry fired. Each connection keeps one live entry (`timer_at`): the
+    /// connect timeout, then keep alive re-armed from the last input, so the heap holds one entry
+    /// per connection however often packets arrive.
+    fn conn_timer(&mut self, id: ClientId, at: Instant, now: Instant) {
+        let Some(c) = self.conn_mut(id) else { return };
+        if c.timer_at != at {
+            return; // stale: a different entry is the live one
+        }
         let deadline = match c.state {
             ConnState::Closing => return,
-            ConnState::AwaitConnect | ConnState::Authenticating => {
-                c.accepted_at + Duration::from_millis(self.opts.connect_timeout_ms)
-            }
+            ConnState::AwaitConnect | ConnState::Authenticating => at,
             ConnState::Connected if c.keep_alive_ms == 0 => return,
             // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
-            ConnState::Connected => c.last_rx + Duration::from_millis(c.keep_alive_ms + c.keep_alive_ms / 2),
+            ConnState::Connected => c.last_rx + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2),
         };
         if deadline <= now {
             log::debug!("{id:?}: timed out");
             self.protocol_error(id, ReasonCode::KeepAliveTimeout, now);
         } else {
+            c.timer_at = deadline;
             self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
         }
     }
 
-    /// Arms the keep-alive timer of a connection that just connected.
+    /// Arms the keep-alive timer of a connection that just connected: only when it is due
+    /// before the pending connect-timeout entry, which otherwise re-arms it when it fires.
     pub(crate) fn arm_keep_alive(&mut self, id: ClientId, now: Instant) {
-        if let Some(c) = self.conn(id) {
-            if c.keep_alive_ms > 0 {
-                let at = now + Duration::from_millis(c.keep_alive_ms + c.keep_alive_ms / 2);
+        let Some(c) = self.conn_mut(id) else { return };
+        if c.keep_alive_ms > 0 {
+            let at = now + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2);
+            if at < c.timer_at {
+                c.timer_at = at;
                 self.timers.push(Reverse((at, Timer::Conn(id.to_u32()))));
             }
         }
@@ -690,16 +702,16 @@ impl Broker {
             s.timer_at = None;
         }
         // Still waiting for a later deadline (the entry that fired was for an earlier one).
-        let next = [s.will_at, s.expires_at].into_iter().flatten().filter(|t| *t > now).min();
+        let next = [s.will_at(), s.expires_at()].into_iter().flatten().filter(|t| *t > now).min();
         if let Some(next) = next {
             self.arm_session_timer(key, next);
         }
         let Some(s) = self.sessions.get(key as usize) else { return };
-        if s.will_at.is_some_and(|t| t <= now) {
+        if s.will_at().is_some_and(|t| t <= now) {
             self.publish_will(key, now);
         }
         let Some(s) = self.sessions.get(key as usize) else { return };
-        if s.expires_at.is_some_and(|t| t <= now) && !self.session_online(key) {
+        if s.expires_at().is_some_and(|t| t <= now) && !self.session_online(key) {
             self.publish_will(key, now);
             let cid = self.sessions[key as usize].client_id.to_string();
             self.remove_session(key, now);

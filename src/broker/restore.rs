@@ -59,13 +59,14 @@ impl Broker {
                 // The client lost its connection in the restart: its will follows its delay
                 // (or the session's end), as when a connection drops [MQTT-3.1.3-9].
                 let at = now + Duration::from_secs(delay_secs.min(expiry) as u64);
-                s.will = Some(WillMessage { msg: Rc::new(msg), delay_secs });
-                s.will_at = Some(at);
+                let e = s.extra_mut();
+                e.will = Some(WillMessage { msg: Rc::new(msg), delay_secs });
+                e.will_at = Some(at);
                 self.timers.push(Reverse((at, Timer::Session(key))));
             }
             if expiry != u32::MAX {
                 let at = now + Duration::from_secs(expiry as u64);
-                self.sessions[key as usize].expires_at = Some(at);
+                self.sessions[key as usize].extra_mut().expires_at = Some(at);
                 self.timers.push(Reverse((at, Timer::Session(key))));
             }
             r.clients += 1;

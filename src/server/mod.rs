@@ -63,6 +63,8 @@ struct Listener {
     setup: Setup,
     allow_anonymous: bool,
     handshake_ms: u64,
+    /// The listener's name, shared by its connections.
+    name: std::rc::Rc<str>,
 }
 
 /// A connection not handed to the broker (yet): TLS handshake, WebSocket upgrade, HTTP stats.
@@ -175,7 +177,8 @@ impl Server {
         log::info!("listener `{}` ({:?}) on {}", cfg.name, setup, acceptor.local_addr());
         let allow_anonymous = listeners::allows_anonymous(&cfg);
         let handshake_ms = cfg.handshake_timeout_ms(self.broker.options().connect_timeout_ms);
-        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms });
+        let name = cfg.name.as_str().into();
+        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms, name });
         Ok(())
     }
 
@@ -314,7 +317,7 @@ impl Server {
     fn admit(&mut self, index: usize, mut stream: Stream, remote: String, cn: Option<String>, registered: bool, now: Instant) {
         let Some(l) = self.listeners.get(index) else { return };
         let cert_username = if l.cfg.tls_config().is_some_and(|t| t.cn_as_username) { cn } else { None };
-        let peer = PeerInfo { remote, listener: l.cfg.name.clone(), allow_anonymous: l.allow_anonymous, cert_username };
+        let peer = PeerInfo { remote, listener: l.name.clone(), allow_anonymous: l.allow_anonymous, cert_username };
         let id = match self.broker.accept(peer, now) {
             Ok(id) => id,
             Err(_) => {

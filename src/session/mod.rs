@@ -6,6 +6,7 @@ use crate::broker::message::MessageRef;
 use crate::packets::{PacketId, QoS, SubOptions};
 use crate::time::Instant;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 /// Subscription identifiers that apply to one delivery. Rarely more than one, so no allocation
 /// for the common cases.
@@ -110,17 +111,16 @@ pub enum QueueFull {
     DroppedOldest,
 }
 
-/// A session.
+/// A session. Kept small (an idle session is most of what a connection costs): the state
+/// few sessions use lives in [`SessionExtra`], boxed on first use.
 #[derive(Debug)]
 pub struct Session {
-    /// Client identifier.
-    pub client_id: Box<str>,
+    /// Client identifier (one allocation shared with the connection and the client-id index).
+    pub client_id: Rc<str>,
     /// The connection this session is attached to, while connected.
     pub conn: Option<crate::broker::ClientId>,
     /// Session expiry interval in seconds (0: ends with the connection; u32::MAX: never).
     pub expiry_secs: u32,
-    /// When an offline session expires.
-    pub expires_at: Option<Instant>,
     /// Subscriptions.
     pub subs: Vec<Subscription>,
     /// Messages waiting for the inflight window or for the client to come back.
@@ -133,32 +133,40 @@ pub struct Session {
     pub inflight: VecDeque<Inflight>,
     /// Every inflight entry before this index has been sent (a hint for [`Session::next_unsent`],
     /// so the pump does not scan the whole window per call).
-    resend_from: usize,
+    resend_from: u32,
     next_pid: u16,
     /// False while every inflight id is below `next_pid + 1` (ids are allocated in increasing
     /// order and the counter has not wrapped since the window was last empty): the next id is
     /// then free without scanning the window. Set when the counter wraps or entries are restored.
     pid_wrapped: bool,
+    /// The deadline of this session's pending timer entry, if one is pending.
+    pub timer_at: Option<Instant>,
+    /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
+    pub(crate) route_mark: (u32, u32),
+    /// Will, offline deadlines and inbound QoS 2 state: `None` until first needed.
+    extra: Option<Box<SessionExtra>>,
+}
+
+/// The parts of a session that most sessions never use.
+#[derive(Debug, Default)]
+pub struct SessionExtra {
     /// Inbound QoS 2 packet identifiers that got PUBREC and await PUBREL.
     pub inbound_qos2: Vec<PacketId>,
     /// The will of the current (or last) connection.
     pub will: Option<WillMessage>,
     /// When a delayed will is due (offline session only).
     pub will_at: Option<Instant>,
-    /// The deadline of this session's pending timer entry, if one is pending.
-    pub timer_at: Option<Instant>,
-    /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
-    pub(crate) route_mark: (u32, u32),
+    /// When an offline session expires.
+    pub expires_at: Option<Instant>,
 }
 
 impl Session {
     /// A new, empty session.
-    pub fn new(client_id: &str) -> Session {
+    pub fn new(client_id: Rc<str>) -> Session {
         Session {
-            client_id: client_id.into(),
+            client_id,
             conn: None,
             expiry_secs: 0,
-            expires_at: None,
             subs: Vec::new(),
             queue: VecDeque::new(),
             queued_bytes: 0,
@@ -166,12 +174,35 @@ impl Session {
             resend_from: 0,
             next_pid: 0,
             pid_wrapped: false,
-            inbound_qos2: Vec::new(),
-            will: None,
-            will_at: None,
             timer_at: None,
             route_mark: (0, 0),
+            extra: None,
         }
+    }
+
+    /// The will of the current (or last) connection.
+    pub fn will(&self) -> Option<&WillMessage> {
+        self.extra.as_ref()?.will.as_ref()
+    }
+
+    /// When a delayed will is due.
+    pub fn will_at(&self) -> Option<Instant> {
+        self.extra.as_ref()?.will_at
+    }
+
+    /// When the offline session expires.
+    pub fn expires_at(&self) -> Option<Instant> {
+        self.extra.as_ref()?.expires_at
+    }
+
+    /// Inbound QoS 2 packet identifiers awaiting PUBREL.
+    pub fn inbound_qos2(&self) -> &[PacketId] {
+        self.extra.as_ref().map_or(&[], |e| &e.inbound_qos2)
+    }
+
+    /// The same, allocated on first use.
+    pub fn extra_mut(&mut self) -> &mut SessionExtra {
+        self.extra.get_or_insert_with(Default::default)
     }
 
     /// Queues a delivery within the bounds. QoS 0 finding the queue full is dropped; QoS 1/2
@@ -251,14 +282,14 @@ impl Session {
 
     /// Index of the first inflight entry not yet sent (after a reconnect or restore), if any.
     pub fn next_unsent(&mut self) -> Option<usize> {
-        let from = self.resend_from.min(self.inflight.len());
+        let from = (self.resend_from as usize).min(self.inflight.len());
         match self.inflight.iter().skip(from).position(|i| !i.sent) {
             Some(i) => {
-                self.resend_from = from + i;
+                self.resend_from = (from + i) as u32;
                 Some(from + i)
             }
             None => {
-                self.resend_from = self.inflight.len();
+                self.resend_from = self.inflight.len() as u32;
                 None
             }
         }
@@ -280,7 +311,7 @@ impl Session {
     /// Removes and returns the inflight entry with this identifier.
     pub fn take_inflight(&mut self, pid: PacketId) -> Option<Inflight> {
         let i = self.inflight.iter().position(|i| i.pid == pid)?;
-        if i < self.resend_from {
+        if i < self.resend_from as usize {
             self.resend_from -= 1;
         }
         self.inflight.remove(i)
@@ -288,9 +319,8 @@ impl Session {
 
     /// Drops everything a clean start discards, keeping the client id.
     pub fn clear(&mut self) {
-        let (id, conn) = (core::mem::take(&mut self.client_id), self.conn);
-        *self = Session::new("");
-        self.client_id = id;
+        let conn = self.conn;
+        *self = Session::new(self.client_id.clone());
         self.conn = conn;
     }
 }
@@ -317,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_qos0_and_keeps_the_old_messages() {
-        let mut s = Session::new("c");
+        let mut s = Session::new("c".into());
         assert!(s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, 1 << 20, true).is_ok());
         assert_eq!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true), Err(QueueFull::DroppedNew));
         assert_eq!(s.queue.len(), 1);
@@ -326,7 +356,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_makes_room_for_a_qos1_message() {
-        let mut s = Session::new("c");
+        let mut s = Session::new("c".into());
         s.enqueue(delivery(QoS::AtLeastOnce, 1), 2, 1 << 20, true).unwrap();
         s.enqueue(delivery(QoS::AtLeastOnce, 2), 2, 1 << 20, true).unwrap();
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, 1 << 20, true), Err(QueueFull::DroppedOldest));
@@ -336,7 +366,7 @@ mod tests {
 
     #[test]
     fn the_byte_bound_counts_payloads_and_is_returned_on_pop() {
-        let mut s = Session::new("c");
+        let mut s = Session::new("c".into());
         let one = delivery(QoS::AtLeastOnce, 100).msg.cost();
         s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false).unwrap();
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false), Err(QueueFull::DroppedNew));
@@ -349,7 +379,7 @@ mod tests {
 
     #[test]
     fn packet_ids_skip_ids_in_flight_and_never_zero() {
-        let mut s = Session::new("c");
+        let mut s = Session::new("c".into());
         let p1 = s.alloc_pid().unwrap();
         s.inflight.push_back(Inflight { pid: p1, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
         s.next_pid = u16::MAX; // wrap: next would be 0 (skipped) then 1 (in use) then 2
@@ -358,7 +388,7 @@ mod tests {
 
     #[test]
     fn restored_ids_are_skipped_and_acks_in_any_order_keep_the_resend_hint() {
-        let mut s = Session::new("c");
+        let mut s = Session::new("c".into());
         for p in [1u16, 2, 3] {
             let pid = PacketId::new(p).unwrap();
             s.push_restored(Inflight { pid, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: false });
