@@ -53,6 +53,16 @@ declare -A AVAILABLE
 wanted() { [[ ",$WANT," == *",$1,"* ]]; }
 if wanted edgemq; then log "building edgemq (cargo build --release)"; fi
 if wanted edgemq && cargo build --release >"$OUT/build-edgemq.log" 2>&1 && [ -x target/release/edgemq ]; then AVAILABLE[edgemq]=1; fi
+# The static musl build that ships to gateways, for the idle-RSS row only (throughput cells use the
+# glibc build, the same libc and malloc as the peers). Built only when the cross tools are
+# installed (bash cross/ci.sh installs them); otherwise that row says n/a.
+EDGEMQ_STATIC=target/cross/bin/x86_64-unknown-linux-musl/edgemq
+if wanted edgemq && [ -x "$HOME/.cache/edgemq-cross/venv/bin/cargo-zigbuild" ]; then
+  log "building the static musl edgemq (cross/build.sh x86_64-unknown-linux-musl)"
+  bash cross/build.sh x86_64-unknown-linux-musl >"$OUT/build-edgemq-static.log" 2>&1 || rm -f "$EDGEMQ_STATIC"
+else
+  rm -f "$EDGEMQ_STATIC"
+fi
 
 MOSQUITTO=$(command -v mosquitto || { [ -x /usr/sbin/mosquitto ] && echo /usr/sbin/mosquitto; } || true)
 if [ -z "$MOSQUITTO" ] && wanted mosquitto; then
@@ -128,6 +138,7 @@ start_broker() {
   BROKER_PORT=$PORT
   case $name in
     edgemq) target/release/edgemq -c "$OUT/edgemq.conf" -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
+    edgemq-static) "$EDGEMQ_STATIC" -c "$OUT/edgemq.conf" -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
     mosquitto) "$MOSQUITTO" -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 & ;;
     rumqttd) BROKER_PORT=$((PORT + version - 4)); "$RUMQTTD" -q -c "$OUT/rumqttd.toml" >>"$OUT/rumqttd.log" 2>&1 & ;;
   esac
@@ -211,6 +222,24 @@ for rep in $(seq 0 $((REPEAT - 1))); do
   done
 done
 
+# ---- idle memory ------------------------------------------------------------------------------
+# Each broker started fresh, idle for 2 s with no client: VmRSS, and its anonymous and
+# file-backed parts (the latter is the binary's and shared libraries' touched pages).
+IDLE="$OUT/idle.tsv"
+: >"$IDLE"
+for rep in $(seq 0 $((REPEAT - 1))); do
+  for b in "${BROKERS[@]}" edgemq-static; do
+    if [ "$b" = edgemq-static ]; then [ -x "$EDGEMQ_STATIC" ] || continue; elif [ -z "${AVAILABLE[$b]:-}" ]; then continue; fi
+    start_broker "$b" 5 || { stop_broker; continue; }
+    sleep 2
+    printf '%s\t%s\t%s\t%s\n' "$b" \
+      "$(awk '/^VmRSS:/ {print $2}' "/proc/$BROKER_PID/status")" \
+      "$(awk '/^RssAnon:/ {print $2}' "/proc/$BROKER_PID/status")" \
+      "$(awk '/^RssFile:/ {print $2}' "/proc/$BROKER_PID/status")" >>"$IDLE"
+    stop_broker
+  done
+done
+
 # ---- the table --------------------------------------------------------------------------------
 median() { sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "n/a"}'; }
 # cell_value LABEL BROKER FIELD: the median over repeats, FAIL if any repeat failed, n/a if none ran.
@@ -244,4 +273,15 @@ for cell in "${CELLS[@]}"; do
   extra=""
   [[ $label == connections* ]] && extra=" (B/conn: $(cell_value "$label" edgemq rss_per_conn_b) / $(cell_value "$label" mosquitto rss_per_conn_b) / $(cell_value "$label" rumqttd rss_per_conn_b))"
   echo "| $label | $metric | $e | $m | $r | $(ratio "$e" "$m" "$dir") | $(ratio "$e" "$r" "$dir") | ${cpu% / } | ${rss% / }$extra |"
+done
+
+echo
+echo "Idle broker, no client, 2 s after start (KiB, median of $REPEAT; edgemq-static = the static musl build):"
+echo
+echo "| broker | VmRSS | anonymous | file-backed |"
+echo "|---|---|---|---|"
+for b in edgemq edgemq-static mosquitto rumqttd; do
+  col() { awk -F'\t' -v b="$b" -v c="$1" '$1 == b {print $c}' "$IDLE" | median; }
+  [ -n "$(awk -F'\t' -v b="$b" '$1 == b' "$IDLE")" ] || continue
+  echo "| $b | $(col 2) | $(col 3) | $(col 4) |"
 done

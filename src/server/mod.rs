@@ -345,9 +345,13 @@ impl Server {
             self.streams.resize_with(slot + 1, || None);
         }
         self.streams[slot] = Some(Conn { id, stream });
-        // Edge-triggered: data may already wait in the socket or in TLS/WebSocket buffers.
-        self.write(id, now);
-        self.read(id, now);
+        // Edge-triggered: data may already wait in TLS/WebSocket buffers (after a handshake on the
+        // side). A freshly accepted plain socket needs no read here: registering it reports input
+        // that is already waiting, and nothing is queued for it yet.
+        if registered {
+            self.write(id, now);
+            self.read(id, now);
+        }
     }
 
     fn add_side(&mut self, index: usize, mut pending: Pending, remote: String, deadline: Instant, now: Instant) {
