@@ -60,6 +60,11 @@ pub struct Options {
     /// Size in bytes of one pooled I/O buffer. A connection borrows one for receiving only while it
     /// holds a partial frame, and one for sending only while it has output to flush.
     pub buffer_size: usize,
+    /// Output encoded ahead for one connection, in bytes: while a socket takes it, up to this much
+    /// (in pooled `buffer_size` chunks, the last one up to a packet larger) goes out in one
+    /// vectored write, one system call per connection per loop turn instead of one per chunk.
+    /// Taken as a whole number of chunks, at least 1 and at most 64.
+    pub write_batch: usize,
     /// Bytes of buffers (pooled and frame-sized) the server may hold at once. When it is used up
     /// the server stops reading from sockets (back-pressure) until buffers are returned.
     pub buffer_memory: usize,
@@ -136,6 +141,7 @@ impl Default for Options {
             max_sessions: 1024,
             connect_timeout_ms: 10_000,
             buffer_size: 4096,
+            write_batch: 64 * 1024,
             buffer_memory: 8 * 1024 * 1024,
             max_packet_size: 256 * 1024,
             receive_maximum: 64,

@@ -79,8 +79,9 @@ pub struct Conn {
     pub(crate) listener: Rc<str>,
     /// Partial inbound frame (borrowed from the pool only while non-empty).
     pub(crate) rx: Vec<u8>,
-    /// Encoded output not yet written to the socket.
-    pub(crate) tx: Vec<u8>,
+    /// Encoded output not yet written to the socket: pooled chunks, written with one vectored
+    /// write. Only the last chunk is appended to; a new one starts once it holds `buffer_size`.
+    pub(crate) tx: Vec<Vec<u8>>,
     /// Keep alive in milliseconds (0: none; at most 65,535,000).
     pub(crate) keep_alive_ms: u32,
     /// Largest packet the client accepts [MQTT-3.1.2-24].
@@ -157,6 +158,16 @@ impl Conn {
             accounted: 0,
             extra,
         }
+    }
+
+    /// Bytes of buffer capacity held (receive buffer and output chunks).
+    pub(crate) fn buffer_capacity(&self) -> usize {
+        self.rx.capacity() + self.tx.iter().map(Vec::capacity).sum::<usize>()
+    }
+
+    /// True when `chunks` chunks of output are queued and the last holds `chunk` bytes or more.
+    pub(crate) fn tx_full(&self, chunk: usize, chunks: usize) -> bool {
+        self.tx.len() >= chunks && self.tx.last().is_some_and(|b| b.len() >= chunk)
     }
 
     /// The rarely used state, allocated on first use.

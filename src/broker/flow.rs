@@ -306,12 +306,13 @@ impl Broker {
         }
         let Some(key) = c.session else { return };
         let window = (self.opts.max_inflight as usize).min(c.receive_max_out as usize);
-        let high_water = self.opts.buffer_size;
+        // Output is encoded ahead up to `write_batch` bytes: full chunks of `buffer_size`.
+        let (chunk, chunks) = (self.opts.buffer_size, (self.opts.write_batch / self.opts.buffer_size).clamp(1, 64));
 
         // Resends after a reconnect: PUBLISH with DUP, or PUBREL.
         loop {
             let Some(c) = self.conn(id) else { return };
-            if c.tx.len() >= high_water {
+            if c.tx_full(chunk, chunks) {
                 return;
             }
             let s = &mut self.sessions[key as usize];
@@ -332,7 +333,7 @@ impl Broker {
 
         loop {
             let Some(c) = self.conn(id) else { return };
-            if c.tx.len() >= high_water {
+            if c.tx_full(chunk, chunks) {
                 return;
             }
             let s = &mut self.sessions[key as usize];

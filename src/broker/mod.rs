@@ -130,7 +130,7 @@ impl Broker {
         s.subscriptions = self.subs.len() as u64;
         s.retained_messages = self.retained.len() as u64;
         s.inflight = self.sessions.iter().map(|(_, s)| s.inflight.len() as u64).sum();
-        s.buffer_bytes = self.conns.iter().map(|(_, c)| (c.rx.capacity() + c.tx.capacity()) as u64).sum::<u64>()
+        s.buffer_bytes = self.conns.iter().map(|(_, c)| c.buffer_capacity() as u64).sum::<u64>()
             + self.pool.iter().map(|b| b.capacity() as u64).sum::<u64>();
         s
     }
@@ -333,23 +333,25 @@ impl Broker {
         if slot.id != id {
             return false;
         }
-        if slot.tx.capacity() == 0 {
+        if slot.tx.last().is_none_or(|b| b.len() >= self.opts.buffer_size) {
             let buf = self.take_buf();
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
-                c.tx = buf;
+                c.tx.push(buf);
             }
         }
         let Some(c) = self.conns.get_mut(id.slot as usize) else { return false };
+        let Some(tx) = c.tx.last_mut() else { return false };
         // Encoded straight into the output, then measured: one length computation per packet
         // instead of a separate `encoded_len` pass. Too large for the client: taken back out.
-        let start = c.tx.len();
-        let len = match pkt.encode(c.version, &mut c.tx) {
+        let start = tx.len();
+        let len = match pkt.encode(c.version, tx) {
             Ok(len) if len <= c.max_packet_out as usize => len,
             _ => {
-                c.tx.truncate(start);
-                if c.tx.is_empty() {
-                    let buf = core::mem::take(&mut c.tx);
-                    self.give_buf(buf);
+                tx.truncate(start);
+                if tx.is_empty() {
+                    if let Some(buf) = c.tx.pop() {
+                        self.give_buf(buf);
+                    }
                 }
                 return false;
             }
@@ -372,19 +374,39 @@ impl Broker {
 
     /// The bytes waiting to be written to the socket of `id`.
     pub fn output(&self, id: ClientId) -> &[u8] {
-        self.conn(id).map_or(&[], |c| &c.tx)
+        self.conn(id).and_then(|c| c.tx.first()).map_or(&[], |b| b)
+    }
+
+    /// All of the output, as slices for one vectored write (at most `bufs.len()` of them);
+    /// returns how many were filled. Consumed with [`Broker::consume_output`] like `output`.
+    pub fn output_vectored<'a>(&'a self, id: ClientId, bufs: &mut [std::io::IoSlice<'a>]) -> usize {
+        let Some(c) = self.conn(id) else { return 0 };
+        let mut n = 0;
+        for (slot, chunk) in bufs.iter_mut().zip(&c.tx) {
+            *slot = std::io::IoSlice::new(chunk);
+            n += 1;
+        }
+        n
     }
 
     /// `n` bytes of [`Broker::output`] were written; more queued messages are encoded as room
     /// frees up.
     pub fn consume_output(&mut self, id: ClientId, n: usize, now: Instant) {
         self.stats.bytes_sent += n as u64;
-        let Some(c) = self.conn_mut(id) else { return };
-        let n = n.min(c.tx.len());
-        c.tx.drain(..n);
+        let (conns, pool, opts) = (&mut self.conns, &mut self.pool, &self.opts);
+        let Some(c) = conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+        let mut n = n;
+        while let Some(chunk) = c.tx.first_mut() {
+            if n < chunk.len() {
+                chunk.drain(..n);
+                break;
+            }
+            n -= chunk.len();
+            recycle(pool, opts, c.tx.remove(0));
+        }
         if c.tx.is_empty() {
-            let buf = core::mem::take(&mut c.tx);
-            self.give_buf(buf);
+            // An idle connection keeps no chunk list either.
+            c.tx = Vec::new();
         }
         self.pump(id, now);
         self.account(id);
@@ -416,15 +438,8 @@ impl Broker {
         self.pool.pop().unwrap_or_else(|| Vec::with_capacity(self.opts.buffer_size))
     }
 
-    fn give_buf(&mut self, mut b: Vec<u8>) {
-        b.clear();
-        // Only buffers of the pooled size come back; larger ones (a big frame) are freed, and
-        // the pool itself is bounded by the buffer memory budget.
-        if b.capacity() == self.opts.buffer_size
-            && (self.pool.len() + 1) * self.opts.buffer_size <= self.opts.buffer_memory / 2
-        {
-            self.pool.push(b);
-        }
+    fn give_buf(&mut self, b: Vec<u8>) {
+        recycle(&mut self.pool, &self.opts, b);
     }
 
     fn after_input(&mut self, id: ClientId) {
@@ -434,7 +449,7 @@ impl Broker {
     /// Brings the buffer total up to date with this connection's buffers.
     fn account(&mut self, id: ClientId) {
         if let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) {
-            let now = c.rx.capacity() + c.tx.capacity();
+            let now = c.buffer_capacity();
             self.buffer_bytes = (self.buffer_bytes + now).saturating_sub(c.accounted);
             c.accounted = now;
         }
@@ -469,7 +484,9 @@ impl Broker {
         self.buffer_bytes -= c.accounted.min(self.buffer_bytes);
         self.gens[id.slot as usize] = self.gens[id.slot as usize].wrapping_add(1);
         self.give_buf(c.rx);
-        self.give_buf(c.tx);
+        for buf in c.tx {
+            self.give_buf(buf);
+        }
     }
 
     /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
@@ -780,5 +797,14 @@ impl Broker {
     #[allow(dead_code)]
     pub(crate) fn version_of(&self, id: ClientId) -> Version {
         self.conn(id).map_or(Version::V3_1_1, |c| c.version)
+    }
+}
+
+/// Returns a buffer to the pool. Only buffers of the pooled size come back; larger ones (a big
+/// frame) are freed, and the pool itself is bounded by the buffer memory budget.
+fn recycle(pool: &mut Vec<Vec<u8>>, opts: &Options, mut b: Vec<u8>) {
+    b.clear();
+    if b.capacity() == opts.buffer_size && (pool.len() + 1) * opts.buffer_size <= opts.buffer_memory / 2 {
+        pool.push(b);
     }
 }

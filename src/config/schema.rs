@@ -87,6 +87,14 @@ pub(crate) static KEYS: &[Key] = &[
     ),
     key!(
         "limits",
+        "write_batch",
+        Usize,
+        1,
+        "Bytes of output encoded ahead per connection and written in one system call (buffer_size chunks).",
+        write_batch
+    ),
+    key!(
+        "limits",
         "buffer_memory",
         Usize,
         1,

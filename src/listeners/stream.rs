@@ -66,6 +66,20 @@ impl Stream {
         }
     }
 
+    /// Writes several buffers in one system call where the transport allows (plain sockets);
+    /// TLS and WebSocket take the first non-empty buffer (one record or frame per call).
+    pub fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write_vectored(bufs),
+            Stream::Unix(s) => s.write_vectored(bufs),
+            #[allow(unreachable_patterns)]
+            _ => match bufs.iter().find(|b| !b.is_empty()) {
+                Some(b) => self.write(b),
+                None => Ok(0),
+            },
+        }
+    }
+
     /// Writes what the transport itself holds (TLS records, WebSocket control frames, a partly
     /// written frame): `Ok(true)` when nothing is left, `Ok(false)` when the socket is full.
     pub fn flush_pending(&mut self) -> io::Result<bool> {

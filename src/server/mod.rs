@@ -54,6 +54,10 @@ const fn side_of(t: Token) -> Option<(usize, u32)> {
         None
     }
 }
+/// Output chunks handed to one vectored write (`write_batch / buffer_size` is at most 64, plus
+/// the chunk being filled).
+const MAX_WRITE_SLICES: usize = 65;
+
 /// Bytes read from one socket per turn before the loop moves on (fairness).
 const READ_BUDGET: usize = 256 * 1024;
 
@@ -475,12 +479,13 @@ impl Server {
             }
         }
         loop {
-            let out = self.broker.output(id);
-            if out.is_empty() {
+            let mut bufs = [io::IoSlice::new(&[]); MAX_WRITE_SLICES];
+            let n = self.broker.output_vectored(id, &mut bufs);
+            if n == 0 || bufs[0].is_empty() {
                 return;
             }
             let Some(stream) = Self::stream_mut(&mut self.streams, id) else { return };
-            match stream.write(out) {
+            match stream.write_vectored(&bufs[..n]) {
                 Ok(0) => return,
                 Ok(n) => {
                     let broker = &mut self.broker;

@@ -16,3 +16,4 @@ mod ledger;
 mod statements_v5;
 mod statements_v311;
 mod matrix_check;
+mod output;
