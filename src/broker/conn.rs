@@ -95,10 +95,11 @@ pub struct Conn {
     pub(crate) receive_max_out: u16,
     /// Topic aliases the client accepts from us.
     pub(crate) alias_max_out: u16,
-    /// Session expiry the CONNECT asked for (DISCONNECT may not raise it from 0).
-    pub(crate) connect_expiry: u32,
-    /// Buffer bytes (rx + tx capacity) counted in the broker's buffer total.
-    pub(crate) accounted: usize,
+    /// The CONNECT asked for a session expiry of 0 (DISCONNECT may not raise it).
+    pub(crate) connect_expiry_zero: bool,
+    /// Buffer bytes (rx + tx capacity) counted in the broker's buffer total (a connection's
+    /// buffers stay far below 4 GiB: one frame of at most max_packet_size plus write_batch).
+    pub(crate) accounted: u32,
     pub(crate) extra: Option<Box<ConnExtra>>,
 }
 
@@ -154,7 +155,7 @@ impl Conn {
             timer_at: connect_deadline,
             receive_max_out: u16::MAX,
             alias_max_out: 0,
-            connect_expiry: 0,
+            connect_expiry_zero: true,
             accounted: 0,
             extra,
         }

@@ -110,7 +110,7 @@ impl Broker {
         loop {
             self.assigned += 1;
             let cand = format!("edgemq-{:x}-{}", self.assigned, now.millis() % 1000);
-            if !self.by_client_id.contains_key(cand.as_str()) {
+            if !self.by_client_id.get(&cand, &self.sessions).is_some() {
                 return Ok(Some(cand));
             }
         }
@@ -134,7 +134,7 @@ impl Broker {
         }
 
         // Take-over: a connected client with the same id is disconnected [MQTT-3.1.4-3].
-        let existing = self.by_client_id.get(client_id).copied();
+        let existing = self.by_client_id.get(client_id, &self.sessions);
         if let Some(key) = existing {
             let old = self.sessions.get(key as usize).and_then(|s| s.conn);
             if let Some(old) = old {
@@ -146,7 +146,7 @@ impl Broker {
             }
         }
         // The take-over may have ended the old session (expiry 0).
-        let existing = self.by_client_id.get(client_id).copied();
+        let existing = self.by_client_id.get(client_id, &self.sessions);
         if existing.is_none() && self.sessions.len() >= self.opts.max_sessions {
             return self.refuse(id, ReasonCode::QuotaExceeded, now);
         }
@@ -218,7 +218,7 @@ impl Broker {
             }
             k.username = username.map(Into::into);
             k.keep_alive_ms = keep_alive as u32 * 1000;
-            k.connect_expiry = requested_expiry;
+            k.connect_expiry_zero = requested_expiry == 0;
             if v.is_v5() {
                 k.max_packet_out = p.maximum_packet_size.unwrap_or(u32::MAX);
                 k.receive_max_out = p.receive_maximum.unwrap_or(u16::MAX);
@@ -281,9 +281,8 @@ impl Broker {
     }
 
     pub(super) fn new_session(&mut self, client_id: &str) -> u32 {
-        let id: Rc<str> = client_id.into();
-        let key = self.sessions.insert(Session::new(id.clone())) as u32;
-        self.by_client_id.insert(id, key);
+        let key = self.sessions.insert(Session::new(client_id.into())) as u32;
+        self.by_client_id.insert(key, &self.sessions);
         key
     }
 
@@ -344,7 +343,7 @@ impl Broker {
         let key = c.session;
         if let (Some(new), Some(key)) = (d.properties.session_expiry_interval, key) {
             // [MQTT-3.14.2-2] a session expiry of 0 at CONNECT cannot be raised at DISCONNECT.
-            if c.connect_expiry == 0 && new != 0 {
+            if c.connect_expiry_zero && new != 0 {
                 return self.protocol_error(id, ReasonCode::ProtocolError, now);
             }
             if let Some(s) = self.sessions.get_mut(key as usize) {

@@ -8,6 +8,7 @@
 pub mod conn;
 mod connect;
 mod flow;
+mod ids;
 mod inject;
 pub mod message;
 mod restore;
@@ -28,7 +29,7 @@ use crate::topics::{Retained, Trie};
 use conn::{Conn, ConnState};
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// A subscription as stored in the trie.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub struct Broker {
     pub(crate) conns: Slab<Conn>,
     gens: Vec<u16>,
     pub(crate) sessions: Slab<Session>,
-    pub(crate) by_client_id: HashMap<std::rc::Rc<str>, u32>,
+    pub(crate) by_client_id: ids::IdIndex,
     pub(crate) subs: Trie<u32, SubEntry>,
     pub(crate) retained: Retained<MessageRef>,
     pub(crate) retained_bytes: usize,
@@ -88,7 +89,7 @@ impl Broker {
             conns: Slab::new(),
             gens: Vec::new(),
             sessions: Slab::new(),
-            by_client_id: HashMap::new(),
+            by_client_id: ids::IdIndex::default(),
             subs: Trie::new(),
             retained: Retained::new(),
             retained_bytes: 0,
@@ -450,8 +451,8 @@ impl Broker {
     fn account(&mut self, id: ClientId) {
         if let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) {
             let now = c.buffer_capacity();
-            self.buffer_bytes = (self.buffer_bytes + now).saturating_sub(c.accounted);
-            c.accounted = now;
+            self.buffer_bytes = (self.buffer_bytes + now).saturating_sub(c.accounted as usize);
+            c.accounted = now.min(u32::MAX as usize) as u32;
         }
     }
 
@@ -481,7 +482,7 @@ impl Broker {
             return;
         }
         let c = self.conns.remove(id.slot as usize);
-        self.buffer_bytes -= c.accounted.min(self.buffer_bytes);
+        self.buffer_bytes -= (c.accounted as usize).min(self.buffer_bytes);
         self.gens[id.slot as usize] = self.gens[id.slot as usize].wrapping_add(1);
         self.give_buf(c.rx);
         for buf in c.tx {
@@ -633,9 +634,7 @@ impl Broker {
         for sub in &s.subs {
             self.unsubscribe_filter(key, &sub.filter);
         }
-        if self.by_client_id.get(&s.client_id) == Some(&key) {
-            self.by_client_id.remove(&s.client_id);
-        }
+        self.by_client_id.remove(&s.client_id, key);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -707,16 +706,17 @@ impl Broker {
     /// one pending, so reconnect/disconnect cycles cannot grow the timer heap.
     fn arm_session_timer(&mut self, key: u32, at: Instant) {
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
-        if s.timer_at.is_none_or(|t| at < t) {
-            s.timer_at = Some(at);
+        let e = s.extra_mut();
+        if e.timer_at.is_none_or(|t| at < t) {
+            e.timer_at = Some(at);
             self.timers.push(Reverse((at, Timer::Session(key))));
         }
     }
 
     fn session_timer(&mut self, key: u32, now: Instant) {
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
-        if s.timer_at.is_some_and(|t| t <= now) {
-            s.timer_at = None;
+        if let Some(e) = s.extra_mut_if_any().filter(|e| e.timer_at.is_some_and(|t| t <= now)) {
+            e.timer_at = None;
         }
         // Still waiting for a later deadline (the entry that fired was for an earlier one).
         let next = [s.will_at(), s.expires_at()].into_iter().flatten().filter(|t| *t > now).min();

@@ -40,7 +40,7 @@ impl Broker {
         let mut r = Restored::default();
         for c in self.hooks.stored(Point::StoredClients, |h| h.stored_clients()) {
             if c.client_id.is_empty()
-                || self.by_client_id.contains_key(c.client_id.as_str())
+                || self.by_client_id.get(&c.client_id, &self.sessions).is_some()
                 || self.sessions.len() >= self.opts.max_sessions
             {
                 r.skipped += 1;
@@ -73,7 +73,7 @@ impl Broker {
         }
 
         for sub in self.hooks.stored(Point::StoredSubscriptions, |h| h.stored_subscriptions()) {
-            let Some(&key) = self.by_client_id.get(sub.client_id.as_str()) else {
+            let Some(key) = self.by_client_id.get(&sub.client_id, &self.sessions) else {
                 r.skipped += 1;
                 continue;
             };
@@ -119,7 +119,7 @@ impl Broker {
         }
 
         for i in self.hooks.stored(Point::StoredInflightMessages, |h| h.stored_inflight_messages()) {
-            let key = self.by_client_id.get(i.client_id.as_str()).copied();
+            let key = self.by_client_id.get(&i.client_id, &self.sessions);
             let pid = PacketId::new(i.packet_id);
             let qos = QoS::from_u8(i.qos).filter(|q| *q != QoS::AtMostOnce);
             let msg = self.message_from(&i.message, now);

@@ -139,8 +139,6 @@ pub struct Session {
     /// order and the counter has not wrapped since the window was last empty): the next id is
     /// then free without scanning the window. Set when the counter wraps or entries are restored.
     pid_wrapped: bool,
-    /// The deadline of this session's pending timer entry, if one is pending.
-    pub timer_at: Option<Instant>,
     /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
     pub(crate) route_mark: (u32, u32),
     /// Will, offline deadlines and inbound QoS 2 state: `None` until first needed.
@@ -158,6 +156,9 @@ pub struct SessionExtra {
     pub will_at: Option<Instant>,
     /// When an offline session expires.
     pub expires_at: Option<Instant>,
+    /// The deadline of this session's pending timer entry, if one is pending (only wills and
+    /// expiry arm one).
+    pub timer_at: Option<Instant>,
 }
 
 impl Session {
@@ -174,10 +175,14 @@ impl Session {
             resend_from: 0,
             next_pid: 0,
             pid_wrapped: false,
-            timer_at: None,
             route_mark: (0, 0),
             extra: None,
         }
+    }
+
+    /// The rarely used state, if it was ever needed.
+    pub fn extra_mut_if_any(&mut self) -> Option<&mut SessionExtra> {
+        self.extra.as_deref_mut()
     }
 
     /// The will of the current (or last) connection.
