@@ -166,9 +166,10 @@ impl Conn {
         self.rx.capacity() + self.tx.iter().map(Vec::capacity).sum::<usize>()
     }
 
-    /// True when `chunks` chunks of output are queued and the last holds `chunk` bytes or more.
+    /// True when `chunks` chunks of output are queued and the last holds `chunk` bytes or more,
+    /// or a chunk beyond them was started (chunks are cut early when a packet would not fit).
     pub(crate) fn tx_full(&self, chunk: usize, chunks: usize) -> bool {
-        self.tx.len() >= chunks && self.tx.last().is_some_and(|b| b.len() >= chunk)
+        self.tx.len() > chunks || (self.tx.len() == chunks && self.tx.last().is_some_and(|b| b.len() >= chunk))
     }
 
     /// The rarely used state, allocated on first use.

@@ -334,7 +334,14 @@ impl Broker {
         if slot.id != id {
             return false;
         }
-        if slot.tx.last().is_none_or(|b| b.len() >= self.opts.buffer_size) {
+        // A new chunk once the last is full, or when this packet would not fit in what is left
+        // of it: growing a pooled chunk would reallocate it, and a grown chunk is not pooled
+        // again. A PUBLISH's size is estimated from topic and payload (properties are small).
+        let hint = match pkt {
+            Packet::Publish(p) => p.topic.len() + p.payload.len() + 16,
+            _ => 16,
+        };
+        if slot.tx.last().is_none_or(|b| b.len() >= self.opts.buffer_size || (!b.is_empty() && b.capacity() - b.len() < hint)) {
             let buf = self.take_buf();
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
                 c.tx.push(buf);
