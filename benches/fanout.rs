@@ -108,4 +108,15 @@ fn main() {
     println!("  deliveries/s (including draining output): {:.0}", deliveries / secs);
     println!("  ns per delivery: {:.1}", secs * 1e9 / deliveries);
     println!("  bytes out: {bytes}");
+    // The guard: routing allocates per message, never per subscriber (the message is shared,
+    // output buffers and chunk lists are pooled). CI runs this bench and fails above the bound.
+    let per_message = allocs as f64 / messages as f64;
+    if per_message > MAX_ALLOCS_PER_MESSAGE {
+        eprintln!("fanout: {per_message:.2} allocations per message, more than {MAX_ALLOCS_PER_MESSAGE}");
+        std::process::exit(1);
+    }
 }
+
+/// Allocations one published message may cost, whatever the number of subscribers (3 today:
+/// the message, its topic and its payload).
+const MAX_ALLOCS_PER_MESSAGE: f64 = 6.0;

@@ -110,7 +110,7 @@ impl Broker {
         loop {
             self.assigned += 1;
             let cand = format!("edgemq-{:x}-{}", self.assigned, now.millis() % 1000);
-            if !self.by_client_id.get(&cand, &self.sessions).is_some() {
+            if self.by_client_id.get(&cand, &self.sessions).is_none() {
                 return Ok(Some(cand));
             }
         }

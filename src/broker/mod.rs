@@ -68,6 +68,9 @@ pub struct Broker {
     flush: Vec<ClientId>,
     close: Vec<ClientId>,
     pool: Vec<Vec<u8>>,
+    /// Empty chunk lists for connection output, so a connection that drains its output does not
+    /// free its list and allocate it again for the next packet (nor keep it while idle).
+    tx_lists: Vec<Vec<Vec<u8>>>,
     /// Bytes of connection buffers (rx + tx capacity) lent out, for `buffer_memory`.
     buffer_bytes: usize,
     pub(crate) epoch: u32,
@@ -99,6 +102,7 @@ impl Broker {
             flush: Vec::new(),
             close: Vec::new(),
             pool: Vec::new(),
+            tx_lists: Vec::new(),
             buffer_bytes: 0,
             epoch: 0,
             route_scratch: Vec::new(),
@@ -342,8 +346,12 @@ impl Broker {
             _ => 16,
         };
         if slot.tx.last().is_none_or(|b| b.len() >= self.opts.buffer_size || (!b.is_empty() && b.capacity() - b.len() < hint)) {
+            let list = if slot.tx.capacity() == 0 { self.tx_lists.pop() } else { None };
             let buf = self.take_buf();
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
+                if let Some(list) = list {
+                    c.tx = list;
+                }
                 c.tx.push(buf);
             }
         }
@@ -413,8 +421,8 @@ impl Broker {
             recycle(pool, opts, c.tx.remove(0));
         }
         if c.tx.is_empty() {
-            // An idle connection keeps no chunk list either.
-            c.tx = Vec::new();
+            // An idle connection keeps no chunk list either: back to the pool.
+            recycle_list(&mut self.tx_lists, pool.len().max(64), core::mem::take(&mut c.tx));
         }
         self.pump(id, now);
         self.account(id);
@@ -492,9 +500,12 @@ impl Broker {
         self.buffer_bytes -= (c.accounted as usize).min(self.buffer_bytes);
         self.gens[id.slot as usize] = self.gens[id.slot as usize].wrapping_add(1);
         self.give_buf(c.rx);
-        for buf in c.tx {
+        let mut list = c.tx;
+        for buf in list.drain(..) {
             self.give_buf(buf);
         }
+        let pooled = self.pool.len().max(64);
+        recycle_list(&mut self.tx_lists, pooled, list);
     }
 
     /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
@@ -813,5 +824,12 @@ fn recycle(pool: &mut Vec<Vec<u8>>, opts: &Options, mut b: Vec<u8>) {
     b.clear();
     if b.capacity() == opts.buffer_size && (pool.len() + 1) * opts.buffer_size <= opts.buffer_memory / 2 {
         pool.push(b);
+    }
+}
+
+/// Keeps an emptied output chunk list for reuse: at most `limit` of them, and only small ones.
+fn recycle_list(lists: &mut Vec<Vec<Vec<u8>>>, limit: usize, list: Vec<Vec<u8>>) {
+    if list.capacity() > 0 && list.capacity() <= 8 && list.is_empty() && lists.len() < limit {
+        lists.push(list);
     }
 }
