@@ -281,16 +281,21 @@ impl Broker {
                     return;
                 }
             }
-            policy => {
-                // A drop of the oldest is counted but not reported to hooks (the session does
-                // not hand the dropped message back).
-                if let Err(e) = s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest) {
+            policy => match s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest) {
+                Ok(()) => {}
+                Err(QueueFull::DroppedNew) => {
                     self.stats.messages_dropped += 1;
-                    if let (Some(m), QueueFull::DroppedNew) = (msg, e) {
+                    if let Some(m) = msg {
                         self.notify_dropped(key, &m);
                     }
                 }
-            }
+                Err(QueueFull::DroppedOldest(old)) => {
+                    self.stats.messages_dropped += old.len() as u64;
+                    for m in old {
+                        self.notify_dropped(key, &m);
+                    }
+                }
+            },
         }
         if let Some(id) = conn {
             self.pump(id, now);

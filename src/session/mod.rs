@@ -102,13 +102,13 @@ pub struct Subscription {
     pub id: Option<u32>,
 }
 
-/// Why a message was not queued.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a message was not queued, or what was dropped to queue it.
+#[derive(Clone, Debug)]
 pub enum QueueFull {
     /// The new message was dropped.
     DroppedNew,
-    /// The oldest message was dropped to make room.
-    DroppedOldest,
+    /// The oldest messages were dropped to make room (these, oldest first); the new one is queued.
+    DroppedOldest(Vec<MessageRef>),
 }
 
 /// A session. Kept small (an idle session is most of what a connection costs): the state
@@ -223,14 +223,21 @@ impl Session {
             if d.qos == QoS::AtMostOnce || !drop_oldest {
                 return Err(QueueFull::DroppedNew);
             }
+            let mut dropped = Vec::new();
             while full(self) {
                 match self.queue.pop_front() {
-                    Some(old) => self.queued_bytes -= old.msg.cost(),
-                    None => return Err(QueueFull::DroppedNew),
+                    Some(old) => {
+                        self.queued_bytes -= old.msg.cost();
+                        dropped.push(old.msg);
+                    }
+                    None => break,
                 }
             }
+            if full(self) {
+                return Err(QueueFull::DroppedNew); // a bound of zero messages: nothing fits
+            }
             self.push(d, cost);
-            return Err(QueueFull::DroppedOldest);
+            return Err(QueueFull::DroppedOldest(dropped));
         }
         self.push(d, cost);
         Ok(())
@@ -354,7 +361,7 @@ mod tests {
     fn a_full_queue_drops_qos0_and_keeps_the_old_messages() {
         let mut s = Session::new("c".into());
         assert!(s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, 1 << 20, true).is_ok());
-        assert_eq!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true), Err(QueueFull::DroppedNew));
+        assert!(matches!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true), Err(QueueFull::DroppedNew)));
         assert_eq!(s.queue.len(), 1);
         assert_eq!(s.queue[0].qos, QoS::AtLeastOnce);
     }
@@ -364,7 +371,10 @@ mod tests {
         let mut s = Session::new("c".into());
         s.enqueue(delivery(QoS::AtLeastOnce, 1), 2, 1 << 20, true).unwrap();
         s.enqueue(delivery(QoS::AtLeastOnce, 2), 2, 1 << 20, true).unwrap();
-        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, 1 << 20, true), Err(QueueFull::DroppedOldest));
+        match s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, 1 << 20, true) {
+            Err(QueueFull::DroppedOldest(old)) => assert_eq!(old.iter().map(|m| m.payload.len()).collect::<Vec<_>>(), [1]),
+            other => panic!("{other:?}"),
+        }
         let lens: Vec<_> = s.queue.iter().map(|d| d.msg.payload.len()).collect();
         assert_eq!(lens, [2, 3]);
     }
@@ -374,7 +384,7 @@ mod tests {
         let mut s = Session::new("c".into());
         let one = delivery(QoS::AtLeastOnce, 100).msg.cost();
         s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false).unwrap();
-        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false), Err(QueueFull::DroppedNew));
+        assert!(matches!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false), Err(QueueFull::DroppedNew)));
         s.pop().unwrap();
         // an empty queue takes a message even when it alone exceeds the byte bound
         s.enqueue(delivery(QoS::AtLeastOnce, 1000), 10, one, false).unwrap();

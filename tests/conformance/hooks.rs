@@ -324,6 +324,23 @@ fn a_message_too_large_for_a_subscriber_fires_publish_dropped() {
     assert!(drain(&log).contains(&"dropped s t".to_string()));
 }
 
+#[test]
+fn the_drop_oldest_policy_reports_the_messages_it_drops() {
+    let o = Options { max_queued_messages: 2, queue_full_policy: edgemq::options::QueueFullPolicy::DropOldest, ..Options::default() };
+    let (mut t, log) = recorded(o);
+    let (s, _) = t.connect_full(V3_1_1, "s", false, 0, None, Properties::default());
+    t.subscribe(s, V3_1_1, "t/#", opts(1));
+    t.b.on_closed(s, t.now);
+    let p = t.connect(V5, "p");
+    drain(&log);
+    for (i, topic) in ["t/1", "t/2", "t/3", "t/4"].into_iter().enumerate() {
+        t.send(p, V5, publish(topic, b"x", 1, i as u16 + 1, false));
+    }
+    let dropped: Vec<String> = drain(&log).into_iter().filter(|l| l.starts_with("dropped")).collect();
+    assert_eq!(dropped, ["dropped s t/1", "dropped s t/2"]);
+    assert_eq!(t.b.stats(t.now).messages_dropped, 2);
+}
+
 // ---- modifying hooks -------------------------------------------------------------------
 
 /// Grants at most QoS 0 on `slow/#`, refuses `secret/#` with 0x87.
