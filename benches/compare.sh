@@ -4,7 +4,8 @@
 #   benches/compare.sh --quick            # a small subset, one run per cell, about 3 minutes once built
 #   benches/compare.sh [--repeat 1|3]     # the full matrix (default 3 runs per cell, medians)
 #   options: --port BASE (default 18830), --timeout SECS per run (default 60), --out DIR,
-#            --brokers LIST (default edgemq,mosquitto,rumqttd; the others get n/a and are not installed)
+#            --brokers LIST (default edgemq,mosquitto,rumqttd; the others get n/a and are not installed),
+#            --only REGEX (only the cells whose line matches, e.g. --only '^connections')
 #
 # Every broker listens on 127.0.0.1 only and is started fresh for each run with a generated config;
 # the order of brokers rotates between repeats. A broker that cannot be built, installed or started
@@ -14,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 REPEAT="" PORT=18830 TIMEOUT=60 OUT=target/bench WANT=edgemq,mosquitto,rumqttd
+QUICK=0 REPEAT="" PORT=18830 TIMEOUT=60 OUT=target/bench WANT=edgemq,mosquitto,rumqttd ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -23,7 +24,8 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT="$2"; shift ;;
     --out) OUT="$2"; shift ;;
     --brokers) WANT="$2"; shift ;;
-    *) echo "usage: $0 [--quick] [--repeat N] [--port BASE] [--timeout SECS] [--out DIR] [--brokers a,b]" >&2; exit 2 ;;
+    --only) ONLY="$2"; shift ;;
+    *) echo "usage: $0 [--quick] [--repeat N] [--port BASE] [--timeout SECS] [--out DIR] [--brokers a,b] [--only REGEX]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -129,6 +131,7 @@ EOF
     done
   } >"$OUT/rumqttd.toml"
 }
+BASE_PORT=$PORT
 write_configs
 
 BROKER_PID="" BROKER_PORT=""
@@ -197,7 +200,7 @@ field() { grep -o " $1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2 || true; }
 
 RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
-mapfile -t CELLS < <(cells)
+mapfile -t CELLS < <(cells | grep -E -- "${ONLY:-.}")
 total=$(( ${#CELLS[@]} * REPEAT * ${#BROKERS[@]} )); n=0
 for rep in $(seq 0 $((REPEAT - 1))); do
   for cell in "${CELLS[@]}"; do
@@ -207,6 +210,10 @@ for rep in $(seq 0 $((REPEAT - 1))); do
       b=${BROKERS[$(( (k + rep) % 3 ))]}  # rotate the order between repeats
       n=$((n + 1))
       if [ -z "${AVAILABLE[$b]:-}" ]; then printf '%s\t%s\t%s\tn/a\n' "$label" "$b" "$rep" >>"$RESULTS"; continue; fi
+      # A fresh port per run: the previous run's connections linger in TIME_WAIT on its port, and
+      # reusing it slows the next broker's connects (an order effect, not the broker's speed).
+      PORT=$((BASE_PORT + 2 * (n % 400)))
+      write_configs
       if ! start_broker "$b" "$version"; then
         log "[$n/$total] $label $b: did not start"
         printf '%s\t%s\t%s\tn/a\n' "$label" "$b" "$rep" >>"$RESULTS"
