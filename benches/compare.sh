@@ -210,8 +210,7 @@ for rep in $(seq 0 $((REPEAT - 1))); do
       b=${BROKERS[$(( (k + rep) % 3 ))]}  # rotate the order between repeats
       n=$((n + 1))
       if [ -z "${AVAILABLE[$b]:-}" ]; then printf '%s\t%s\t%s\tn/a\n' "$label" "$b" "$rep" >>"$RESULTS"; continue; fi
-      # A fresh port per run: the previous run's connections linger in TIME_WAIT on its port, and
-      # reusing it slows the next broker's connects (an order effect, not the broker's speed).
+      # A fresh port per run, so no run inherits the previous run's sockets in TIME_WAIT.
       PORT=$((BASE_PORT + 2 * (n % 400)))
       write_configs
       if ! start_broker "$b" "$version"; then
