@@ -75,8 +75,19 @@ fn an_unknown_flag_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A port free right now and not handed to another test of this process: two tests running in
+/// parallel could otherwise be given the same just-released port, and one would talk to the
+/// other's broker.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 #[test]

@@ -41,6 +41,33 @@ pub struct PeerInfo {
     pub cert_username: Option<String>,
 }
 
+/// A remote address, kept inline when it is short (every IPv4 `ip:port` is), so most
+/// connections need no allocation for it; longer ones (IPv6, socket paths) on the heap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Remote {
+    Inline(heapless::String<22, u8>),
+    Heap(Box<str>),
+}
+
+impl Remote {
+    pub(crate) fn new(s: String) -> Remote {
+        match heapless::String::try_from(s.as_str()) {
+            Ok(inline) => Remote::Inline(inline),
+            Err(_) => Remote::Heap(s.into_boxed_str()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Remote::Inline(s) => s,
+            Remote::Heap(s) => s,
+        }
+    }
+}
+
+/// [`Conn`]'s marker for "no session" (session keys are slab indices, far below it).
+const NO_SESSION: u32 = u32::MAX;
+
 /// Where a connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnState {
@@ -68,13 +95,15 @@ pub struct Conn {
     pub(crate) flagged: bool,
     /// Anonymous clients admitted on the listener without an auth hook.
     pub(crate) allow_anonymous: bool,
-    pub(crate) session: Option<u32>,
+    /// The session key, [`NO_SESSION`] before CONNECT and after detaching (a plain `u32`: an
+    /// `Option<u32>` would cost this struct 8 bytes).
+    session: u32,
     /// Client identifier from CONNECT (or assigned); empty before CONNECT. Shares the session's
     /// allocation once connected; kept after the session detaches, for hooks.
     pub(crate) client_id: Rc<str>,
     pub(crate) username: Option<Box<str>>,
     /// Remote address or socket path.
-    pub(crate) remote: Box<str>,
+    pub(crate) remote: Remote,
     /// Listener name.
     pub(crate) listener: Rc<str>,
     /// Partial inbound frame (borrowed from the pool only while non-empty).
@@ -126,7 +155,7 @@ impl Conn {
         ClientInfo {
             client_id: &self.client_id,
             username: self.username.as_deref(),
-            remote: &self.remote,
+            remote: self.remote.as_str(),
             listener: &self.listener,
             version: self.version,
             inline: false,
@@ -142,10 +171,10 @@ impl Conn {
             problem_info: true,
             flagged: false,
             allow_anonymous: peer.allow_anonymous,
-            session: None,
+            session: NO_SESSION,
             client_id: Rc::from(""),
             username: None,
-            remote: peer.remote.into_boxed_str(),
+            remote: Remote::new(peer.remote),
             listener: peer.listener,
             rx: Vec::new(),
             tx: Vec::new(),
@@ -172,6 +201,18 @@ impl Conn {
         self.tx.len() > chunks || (self.tx.len() == chunks && self.tx.last().is_some_and(|b| b.len() >= chunk))
     }
 
+    /// The session this connection is attached to.
+    pub(crate) fn session(&self) -> Option<u32> {
+        (self.session != NO_SESSION).then_some(self.session)
+    }
+
+    /// Attaches (`Some`) or detaches (`None`) the session; returns the previous one.
+    pub(crate) fn set_session(&mut self, key: Option<u32>) -> Option<u32> {
+        let old = self.session();
+        self.session = key.unwrap_or(NO_SESSION);
+        old
+    }
+
     /// The rarely used state, allocated on first use.
     pub(crate) fn extra_mut(&mut self) -> &mut ConnExtra {
         self.extra.get_or_insert_with(Default::default)
@@ -180,5 +221,24 @@ impl Conn {
     /// The user name from the client certificate, if the listener takes it.
     pub(crate) fn cert_username(&self) -> Option<&str> {
         self.extra.as_ref()?.cert_username.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Remote;
+
+    #[test]
+    fn short_remote_addresses_stay_inline_and_long_ones_go_to_the_heap() {
+        let v4 = Remote::new("255.255.255.255:65535".to_string());
+        assert!(matches!(v4, Remote::Inline(_)));
+        assert_eq!(v4.as_str(), "255.255.255.255:65535");
+        let edge = Remote::new("x".repeat(22));
+        assert!(matches!(edge, Remote::Inline(_)));
+        let v6 = Remote::new("[2001:db8::1:2:3:4]:65535".to_string());
+        assert!(matches!(v6, Remote::Heap(_)));
+        assert_eq!(v6.as_str(), "[2001:db8::1:2:3:4]:65535");
+        assert_eq!(Remote::new(String::new()).as_str(), "");
+        assert!(core::mem::size_of::<Remote>() <= 24);
     }
 }

@@ -39,7 +39,7 @@ impl Broker {
             None => return,
         };
         let username = cert_user.as_deref().or(c.username);
-        let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };
+        let info = ClientInfo { client_id, username, remote: remote.as_str(), listener: &listener, version: v, inline: false };
         let pkt = Packet::Connect(*c);
         if let Err(rc) = self.hooks.first_err(Point::OnConnect, |h| h.on_connect(&info, &pkt)) {
             return self.refuse(id, rc, now);
@@ -212,7 +212,7 @@ impl Broker {
         let shared_id = self.sessions.get(key as usize).map(|s| s.client_id.clone());
         if let Some(k) = self.conn_mut(id) {
             k.state = ConnState::Connected;
-            k.session = Some(key);
+            k.set_session(Some(key));
             if let Some(shared) = shared_id {
                 k.client_id = shared;
             }
@@ -270,7 +270,7 @@ impl Broker {
         }
         self.arm_keep_alive(id, now);
 
-        let info = ClientInfo { client_id, username, remote: &remote, listener: &listener, version: v, inline: false };
+        let info = ClientInfo { client_id, username, remote: remote.as_str(), listener: &listener, version: v, inline: false };
         self.hooks.each(Point::OnSessionEstablished, |h| h.on_session_established(&info, session_present));
 
         // [MQTT-4.4.0-1] resend unacknowledged PUBLISH (with DUP) and PUBREL, then the queue.
@@ -340,7 +340,7 @@ impl Broker {
 
     pub(super) fn on_client_disconnect(&mut self, id: ClientId, d: &Disconnect<'_>, now: Instant) {
         let Some(c) = self.conn(id) else { return };
-        let key = c.session;
+        let key = c.session();
         if let (Some(new), Some(key)) = (d.properties.session_expiry_interval, key) {
             // [MQTT-3.14.2-2] a session expiry of 0 at CONNECT cannot be raised at DISCONNECT.
             if c.connect_expiry_zero && new != 0 {

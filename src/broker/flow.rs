@@ -57,7 +57,7 @@ impl Broker {
 
         // Inbound QoS 2 already received (a resend before PUBREL): acknowledge, do not route
         // again [MQTT-4.3.3-10].
-        let key = match self.conn(id).and_then(|c| c.session) {
+        let key = match self.conn(id).and_then(|c| c.session()) {
             Some(k) => k,
             None => return,
         };
@@ -309,7 +309,7 @@ impl Broker {
         if c.state != ConnState::Connected {
             return;
         }
-        let Some(key) = c.session else { return };
+        let Some(key) = c.session() else { return };
         let window = (self.opts.max_inflight as usize).min(c.receive_max_out as usize);
         // Output is encoded ahead up to `write_batch` bytes: full chunks of `buffer_size`.
         let (chunk, chunks) = (self.opts.buffer_size, (self.opts.write_batch / self.opts.buffer_size).clamp(1, 64));
@@ -411,7 +411,7 @@ impl Broker {
                 if let (Some(_), false, Some(e)) = (alias, topic.is_empty(), c.extra.as_mut()) {
                     e.aliases_out.remove(&*d.msg.topic);
                 }
-                if let Some(key) = c.session {
+                if let Some(key) = c.session() {
                     self.notify_dropped(key, &d.msg);
                 }
             }
@@ -437,7 +437,7 @@ impl Broker {
     }
 
     fn session_of(&self, id: ClientId) -> Option<u32> {
-        self.conn(id).and_then(|c| c.session)
+        self.conn(id).and_then(|c| c.session())
     }
 
     pub(super) fn on_puback(&mut self, id: ClientId, pid: PacketId, now: Instant) {

@@ -98,7 +98,7 @@ impl Broker {
     pub fn connection_of(&self, client_id: &str) -> Option<ClientId> {
         let key = self.by_client_id.get(client_id, &self.sessions)?;
         let id = self.sessions.get(key as usize)?.conn?;
-        self.conn(id).filter(|c| c.session == Some(key) && c.state == super::ConnState::Connected).map(|c| c.id)
+        self.conn(id).filter(|c| c.session() == Some(key) && c.state == super::ConnState::Connected).map(|c| c.id)
     }
 
     /// Disconnects a connected client: DISCONNECT with `reason` to a 5.0 client, then close

@@ -551,7 +551,7 @@ impl Broker {
         let Some(c) = self.conn_mut(id) else { return };
         let was_connected = c.state == ConnState::Connected;
         c.state = ConnState::Closing;
-        let session = c.session.take();
+        let session = c.set_session(None);
         self.close.push(id);
         if was_connected {
             self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
@@ -571,7 +571,7 @@ impl Broker {
         let info = ClientInfo {
             client_id: &info_cid,
             username: info_user.as_deref(),
-            remote: &remote,
+            remote: remote.as_str(),
             listener: &listener,
             version,
             inline: false,

@@ -12,7 +12,7 @@ impl Broker {
     pub(super) fn on_subscribe(&mut self, id: ClientId, sub: &Subscribe<'_>, now: Instant) {
         let Some(c) = self.conn(id) else { return };
         let v5 = c.version.is_v5();
-        let Some(key) = c.session else { return };
+        let Some(key) = c.session() else { return };
         let sub_id = sub.properties.subscription_ids.iter().next();
         // [MQTT-3.8.2-?] subscription identifiers when the server said it has none: 0xA1.
         if sub_id.is_some() && !self.opts.subscription_identifier_available {
@@ -113,7 +113,7 @@ impl Broker {
     }
 
     pub(super) fn on_unsubscribe(&mut self, id: ClientId, u: &Unsubscribe<'_>, _now: Instant) {
-        let Some(key) = self.conn(id).and_then(|c| c.session) else { return };
+        let Some(key) = self.conn(id).and_then(|c| c.session()) else { return };
         let mut codes: heapless::Vec<u8, 64> = heapless::Vec::new();
         let mut more_codes: Vec<u8> = Vec::new();
         for filter in u.filters.iter() {
