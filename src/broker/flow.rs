@@ -265,6 +265,14 @@ impl Broker {
         if conn.is_none() && d.qos == QoS::AtMostOnce && !self.opts.queue_qos0_offline {
             return;
         }
+        // Fast path: a connected client with nothing queued or to resend, room in its window
+        // and in its output gets the message encoded at once, without a trip through the queue.
+        if let Some(id) = conn {
+            if self.can_send_now(id, key, d.qos) {
+                self.send_delivery(id, key, d, now);
+                return;
+            }
+        }
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let o = &self.opts;
         let msg = self.hooks.provides(Point::OnPublishDropped).then(|| d.msg.clone());
@@ -347,32 +355,55 @@ impl Broker {
                 return;
             }
             let Some(d) = s.pop() else { return };
-            // [MQTT-3.3.2-5] expired messages are never delivered.
-            if d.msg.expired(now) {
-                self.stats.messages_dropped += 1;
-                self.notify_dropped(key, &d.msg);
-                continue;
-            }
-            if d.qos == QoS::AtMostOnce {
-                self.send_publish(id, &d, None, false, now);
-                continue;
-            }
-            let s = &mut self.sessions[key as usize];
-            let Some(pid) = s.alloc_pid() else {
-                // Every identifier is in use: the delivery goes back to the head of the queue.
-                let msg = d.msg.clone();
-                s.queued_bytes += d.msg.cost();
-                s.queue.push_front(d);
-                self.with_client_hooks(id, Point::OnPacketIdExhausted, |h, info| h.on_packet_id_exhausted(info, &msg.view()));
+            if !self.send_delivery(id, key, d, now) {
                 return;
-            };
-            let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
-            if self.send_publish(id, &d, Some(pid), false, now) {
-                self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
-                let s = &mut self.sessions[key as usize];
-                s.inflight.push_back(Inflight { pid, d, state, sent: true });
             }
         }
+    }
+
+    /// Whether a new delivery for session `key` may skip the queue: connected, nothing queued
+    /// or waiting to be resent (order is kept), room in the inflight window and in the output.
+    fn can_send_now(&mut self, id: ClientId, key: u32, qos: QoS) -> bool {
+        let Some(c) = self.conns.get(id.slot as usize).filter(|c| c.id == id) else { return false };
+        let window = (self.opts.max_inflight as usize).min(c.receive_max_out as usize);
+        let chunks = (self.opts.write_batch / self.opts.buffer_size).clamp(1, 64);
+        if c.state != ConnState::Connected || c.tx_full(self.opts.buffer_size, chunks) {
+            return false;
+        }
+        let Some(s) = self.sessions.get_mut(key as usize) else { return false };
+        s.queue.is_empty() && (qos == QoS::AtMostOnce || s.inflight.len() < window) && s.next_unsent().is_none()
+    }
+
+    /// Sends one delivery taken from the queue (or routed straight to a client with nothing
+    /// queued): dropped when expired, a packet identifier for QoS 1/2. False when every
+    /// identifier is in use: the delivery went back to the head of the queue.
+    fn send_delivery(&mut self, id: ClientId, key: u32, d: Delivery, now: Instant) -> bool {
+        // [MQTT-3.3.2-5] expired messages are never delivered.
+        if d.msg.expired(now) {
+            self.stats.messages_dropped += 1;
+            self.notify_dropped(key, &d.msg);
+            return true;
+        }
+        if d.qos == QoS::AtMostOnce {
+            self.send_publish(id, &d, None, false, now);
+            return true;
+        }
+        let s = &mut self.sessions[key as usize];
+        let Some(pid) = s.alloc_pid() else {
+            // Every identifier is in use: the delivery goes back to the head of the queue.
+            let msg = d.msg.clone();
+            s.queued_bytes += d.msg.cost();
+            s.queue.push_front(d);
+            self.with_client_hooks(id, Point::OnPacketIdExhausted, |h, info| h.on_packet_id_exhausted(info, &msg.view()));
+            return false;
+        };
+        let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
+        if self.send_publish(id, &d, Some(pid), false, now) {
+            self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
+            let s = &mut self.sessions[key as usize];
+            s.inflight.push_back(Inflight { pid, d, state, sent: true });
+        }
+        true
     }
 
     /// Encodes one PUBLISH for this connection (topic alias, properties per version). Returns
