@@ -50,7 +50,15 @@ enum Timer {
     Conn(u32),
     Session(u32),
     Sys,
+    /// Periodic: give back the queue and window capacity of sessions with nothing in them.
+    Compact,
 }
+
+/// How often [`Timer::Compact`] runs.
+const COMPACT_SECS: u64 = 30;
+
+/// Pooled buffers (and chunk lists) kept through a compaction.
+const POOL_KEEP: usize = 8;
 
 /// The broker core.
 pub struct Broker {
@@ -169,6 +177,7 @@ impl Broker {
         if self.opts.sys_interval_secs > 0 {
             self.timers.push(Reverse((now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys)));
         }
+        self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
         self.hooks.each(Point::OnStarted, |h| h.on_started());
     }
 
@@ -674,6 +683,25 @@ impl Broker {
             match timer {
                 Timer::Conn(raw) => self.conn_timer(ClientId::from_u32(raw), t, now),
                 Timer::Session(key) => self.session_timer(key, now),
+                Timer::Compact => {
+                    // A session keeps the capacity its queue and window grew to; one that has
+                    // drained gives it back here, so a burst long past costs an idle client
+                    // nothing (a busy one re-grows them: one allocation per 30 s at most).
+                    for (_, s) in self.sessions.iter_mut() {
+                        s.shrink_if_empty();
+                    }
+                    // The buffer pools keep what a burst left (bounded by buffer_memory / 2)
+                    // only until here: a few stay for the next packets.
+                    self.pool.truncate(POOL_KEEP);
+                    self.pool.shrink_to_fit();
+                    self.tx_lists.truncate(POOL_KEEP);
+                    self.tx_lists.shrink_to_fit();
+                    // Routing scratch grows to the largest fan-out seen; it re-grows on demand.
+                    self.route_scratch = Vec::new();
+                    self.flush.shrink_to_fit();
+                    self.close.shrink_to_fit();
+                    self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
+                }
                 Timer::Sys => {
                     self.publish_sys(now);
                     let next = now + Duration::from_secs(self.opts.sys_interval_secs.max(1) as u64);

@@ -185,6 +185,16 @@ impl Session {
         self.extra.as_deref_mut()
     }
 
+    /// Frees the queue's and the inflight window's buffers when they are empty.
+    pub fn shrink_if_empty(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+        if self.inflight.is_empty() && self.inflight.capacity() > 0 {
+            self.inflight = VecDeque::new();
+        }
+    }
+
     /// The will of the current (or last) connection.
     pub fn will(&self) -> Option<&WillMessage> {
         self.extra.as_ref()?.will.as_ref()
