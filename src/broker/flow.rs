@@ -330,8 +330,9 @@ impl Broker {
             }
             let s = &mut self.sessions[key as usize];
             let Some(i) = s.next_unsent() else { break };
-            s.inflight[i].sent = true;
-            let entry = s.inflight[i].clone();
+            let f = s.flow_mut();
+            f.inflight[i].sent = true;
+            let entry = f.inflight[i].clone();
             match entry.state {
                 OutState::AwaitPubComp => {
                     self.send(id, &Packet::PubRel(Ack::ok(entry.pid)));
@@ -350,8 +351,9 @@ impl Broker {
                 return;
             }
             let s = &mut self.sessions[key as usize];
-            let Some(front) = s.queue.front() else { return };
-            if front.qos != QoS::AtMostOnce && s.inflight.len() >= window {
+            let Some(f) = s.flow() else { return };
+            let Some(front) = f.queue.front() else { return };
+            if front.qos != QoS::AtMostOnce && f.inflight.len() >= window {
                 return;
             }
             let Some(d) = s.pop() else { return };
@@ -371,7 +373,7 @@ impl Broker {
             return false;
         }
         let Some(s) = self.sessions.get_mut(key as usize) else { return false };
-        s.queue.is_empty() && (qos == QoS::AtMostOnce || s.inflight.len() < window) && s.next_unsent().is_none()
+        s.flow().is_none_or(|f| f.queue.is_empty() && (qos == QoS::AtMostOnce || f.inflight.len() < window)) && s.next_unsent().is_none()
     }
 
     /// Sends one delivery taken from the queue (or routed straight to a client with nothing
@@ -392,8 +394,9 @@ impl Broker {
         let Some(pid) = s.alloc_pid() else {
             // Every identifier is in use: the delivery goes back to the head of the queue.
             let msg = d.msg.clone();
-            s.queued_bytes += d.msg.cost();
-            s.queue.push_front(d);
+            let f = s.flow_mut();
+            f.queued_bytes += d.msg.cost();
+            f.queue.push_front(d);
             self.with_client_hooks(id, Point::OnPacketIdExhausted, |h, info| h.on_packet_id_exhausted(info, &msg.view()));
             return false;
         };
@@ -401,7 +404,7 @@ impl Broker {
         if self.send_publish(id, &d, Some(pid), false, now) {
             self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
             let s = &mut self.sessions[key as usize];
-            s.inflight.push_back(Inflight { pid, d, state, sent: true });
+            s.flow_mut().inflight.push_back(Inflight { pid, d, state, sent: true });
         }
         true
     }

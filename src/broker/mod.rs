@@ -142,7 +142,7 @@ impl Broker {
         s.clients_disconnected = self.sessions.iter().filter(|(k, _)| !self.session_online(*k as u32)).count() as u64;
         s.subscriptions = self.subs.len() as u64;
         s.retained_messages = self.retained.len() as u64;
-        s.inflight = self.sessions.iter().map(|(_, s)| s.inflight.len() as u64).sum();
+        s.inflight = self.sessions.iter().map(|(_, s)| s.flow().map_or(0, |f| f.inflight.len()) as u64).sum();
         s.buffer_bytes = self.conns.iter().map(|(_, c)| c.buffer_capacity() as u64).sum::<u64>()
             + self.pool.iter().map(|b| b.capacity() as u64).sum::<u64>();
         s
@@ -652,8 +652,9 @@ impl Broker {
             return;
         }
         let s = self.sessions.remove(key as usize);
-        if !s.inflight.is_empty() && self.hooks.provides(Point::OnQosDropped) {
-            for i in &s.inflight {
+        let inflight = s.flow().map(|f| &f.inflight).filter(|i| !i.is_empty());
+        if let (Some(inflight), true) = (inflight, self.hooks.provides(Point::OnQosDropped)) {
+            for i in inflight {
                 let view = i.d.msg.view();
                 self.hooks.each(Point::OnQosDropped, |h| h.on_qos_dropped(&s.client_id, &view, i.pid, ReasonCode::UnspecifiedError));
             }

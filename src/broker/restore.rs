@@ -128,7 +128,7 @@ impl Broker {
                 continue;
             };
             let s = &mut self.sessions[key as usize];
-            if s.inflight.iter().any(|x| x.pid == pid) || s.inflight.len() >= self.opts.max_inflight as usize {
+            if s.flow().is_some_and(|f| f.inflight.iter().any(|x| x.pid == pid) || f.inflight.len() >= self.opts.max_inflight as usize) {
                 r.skipped += 1;
                 continue;
             }

@@ -123,6 +123,18 @@ pub struct Session {
     pub expiry_secs: u32,
     /// Subscriptions.
     pub subs: Vec<Subscription>,
+    /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
+    pub(crate) route_mark: (u32, u32),
+    /// Queue and inflight window: `None` until the first delivery, and again once both are
+    /// empty at a compaction (an idle session does not pay for them).
+    flow: Option<Box<Flow>>,
+    /// Will, offline deadlines and inbound QoS 2 state: `None` until first needed.
+    extra: Option<Box<SessionExtra>>,
+}
+
+/// The outbound message flow of a session: its queue and its inflight window.
+#[derive(Debug, Default)]
+pub struct Flow {
     /// Messages waiting for the inflight window or for the client to come back.
     pub queue: VecDeque<Delivery>,
     /// Bytes accounted to `queue`.
@@ -139,10 +151,6 @@ pub struct Session {
     /// order and the counter has not wrapped since the window was last empty): the next id is
     /// then free without scanning the window. Set when the counter wraps or entries are restored.
     pid_wrapped: bool,
-    /// Routing scratch: the epoch this session was last added to a fan-out, and its index.
-    pub(crate) route_mark: (u32, u32),
-    /// Will, offline deadlines and inbound QoS 2 state: `None` until first needed.
-    extra: Option<Box<SessionExtra>>,
 }
 
 /// The parts of a session that most sessions never use.
@@ -169,13 +177,8 @@ impl Session {
             conn: None,
             expiry_secs: 0,
             subs: Vec::new(),
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            inflight: VecDeque::new(),
-            resend_from: 0,
-            next_pid: 0,
-            pid_wrapped: false,
             route_mark: (0, 0),
+            flow: None,
             extra: None,
         }
     }
@@ -185,13 +188,12 @@ impl Session {
         self.extra.as_deref_mut()
     }
 
-    /// Frees the queue's and the inflight window's buffers when they are empty.
+    /// Frees the queue and the inflight window (and their buffers) when both are empty.
     pub fn shrink_if_empty(&mut self) {
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            self.queue = VecDeque::new();
-        }
-        if self.inflight.is_empty() && self.inflight.capacity() > 0 {
-            self.inflight = VecDeque::new();
+        // Nothing queued and nothing in flight: no packet identifier is in use either, so the
+        // counter may start again from 1.
+        if self.flow.as_ref().is_some_and(|f| f.queue.is_empty() && f.inflight.is_empty()) {
+            self.flow = None;
         }
     }
 
@@ -220,13 +222,74 @@ impl Session {
         self.extra.get_or_insert_with(Default::default)
     }
 
+    /// The queue and inflight window, if this session ever had any.
+    pub fn flow(&self) -> Option<&Flow> {
+        self.flow.as_deref()
+    }
+
+    /// The same, allocated on first use.
+    pub fn flow_mut(&mut self) -> &mut Flow {
+        self.flow.get_or_insert_with(Default::default)
+    }
+
+    /// Queues a delivery within the bounds (see [`Flow::enqueue`]).
+    pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool) -> Result<(), QueueFull> {
+        self.flow_mut().enqueue(d, max_msgs, max_bytes, drop_oldest)
+    }
+
+    /// Takes the next queued delivery.
+    pub fn pop(&mut self) -> Option<Delivery> {
+        self.flow.as_mut()?.pop()
+    }
+
+    /// A free packet identifier (see [`Flow::alloc_pid`]).
+    pub fn alloc_pid(&mut self) -> Option<PacketId> {
+        self.flow_mut().alloc_pid()
+    }
+
+    /// Adds an inflight entry restored from storage.
+    pub fn push_restored(&mut self, i: Inflight) {
+        self.flow_mut().push_restored(i)
+    }
+
+    /// Index of the first inflight entry not yet sent, if any.
+    pub fn next_unsent(&mut self) -> Option<usize> {
+        self.flow.as_mut()?.next_unsent()
+    }
+
+    /// Marks every inflight entry unsent (resent with DUP on the new connection).
+    pub fn mark_unsent(&mut self) {
+        if let Some(f) = self.flow.as_mut() {
+            f.mark_unsent();
+        }
+    }
+
+    /// The inflight entry with this identifier.
+    pub fn inflight_mut(&mut self, pid: PacketId) -> Option<&mut Inflight> {
+        self.flow.as_mut()?.inflight_mut(pid)
+    }
+
+    /// Removes and returns the inflight entry with this identifier.
+    pub fn take_inflight(&mut self, pid: PacketId) -> Option<Inflight> {
+        self.flow.as_mut()?.take_inflight(pid)
+    }
+
+    /// Drops everything a clean start discards, keeping the client id.
+    pub fn clear(&mut self) {
+        let conn = self.conn;
+        *self = Session::new(self.client_id.clone());
+        self.conn = conn;
+    }
+}
+
+impl Flow {
     /// Queues a delivery within the bounds. QoS 0 finding the queue full is dropped; QoS 1/2
     /// follows `drop_oldest`. `Err` reports a drop (the caller counts it).
     pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool) -> Result<(), QueueFull> {
         let cost = d.msg.cost();
         // An empty queue always takes one message, so a message larger than the byte bound
         // (but within the packet size) is still delivered; the bound limits accumulation.
-        let full = |s: &Session| {
+        let full = |s: &Flow| {
             s.queue.len() >= max_msgs || (!s.queue.is_empty() && s.queued_bytes + cost > max_bytes)
         };
         if full(self) {
@@ -338,13 +401,6 @@ impl Session {
         }
         self.inflight.remove(i)
     }
-
-    /// Drops everything a clean start discards, keeping the client id.
-    pub fn clear(&mut self) {
-        let conn = self.conn;
-        *self = Session::new(self.client_id.clone());
-        self.conn = conn;
-    }
 }
 
 #[cfg(test)]
@@ -372,8 +428,8 @@ mod tests {
         let mut s = Session::new("c".into());
         assert!(s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, 1 << 20, true).is_ok());
         assert!(matches!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true), Err(QueueFull::DroppedNew)));
-        assert_eq!(s.queue.len(), 1);
-        assert_eq!(s.queue[0].qos, QoS::AtLeastOnce);
+        assert_eq!(s.flow_mut().queue.len(), 1);
+        assert_eq!(s.flow_mut().queue[0].qos, QoS::AtLeastOnce);
     }
 
     #[test]
@@ -385,7 +441,7 @@ mod tests {
             Err(QueueFull::DroppedOldest(old)) => assert_eq!(old.iter().map(|m| m.payload.len()).collect::<Vec<_>>(), [1]),
             other => panic!("{other:?}"),
         }
-        let lens: Vec<_> = s.queue.iter().map(|d| d.msg.payload.len()).collect();
+        let lens: Vec<_> = s.flow_mut().queue.iter().map(|d| d.msg.payload.len()).collect();
         assert_eq!(lens, [2, 3]);
     }
 
@@ -399,15 +455,15 @@ mod tests {
         // an empty queue takes a message even when it alone exceeds the byte bound
         s.enqueue(delivery(QoS::AtLeastOnce, 1000), 10, one, false).unwrap();
         s.pop().unwrap();
-        assert_eq!(s.queued_bytes, 0);
+        assert_eq!(s.flow_mut().queued_bytes, 0);
     }
 
     #[test]
     fn packet_ids_skip_ids_in_flight_and_never_zero() {
         let mut s = Session::new("c".into());
         let p1 = s.alloc_pid().unwrap();
-        s.inflight.push_back(Inflight { pid: p1, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
-        s.next_pid = u16::MAX; // wrap: next would be 0 (skipped) then 1 (in use) then 2
+        s.flow_mut().inflight.push_back(Inflight { pid: p1, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
+        s.flow_mut().next_pid = u16::MAX; // wrap: next would be 0 (skipped) then 1 (in use) then 2
         assert_eq!(s.alloc_pid().unwrap().get(), 2);
     }
 
@@ -420,20 +476,20 @@ mod tests {
         }
         assert_eq!(s.alloc_pid().unwrap().get(), 4);
         assert_eq!(s.next_unsent(), Some(0));
-        s.inflight[0].sent = true;
+        s.flow_mut().inflight[0].sent = true;
         assert_eq!(s.next_unsent(), Some(1));
         s.take_inflight(PacketId::new(1).unwrap()).unwrap();
         assert_eq!(s.next_unsent(), Some(0));
-        assert_eq!(s.inflight[0].pid.get(), 2);
-        s.inflight[0].sent = true;
-        s.inflight[1].sent = true;
+        assert_eq!(s.flow_mut().inflight[0].pid.get(), 2);
+        s.flow_mut().inflight[0].sent = true;
+        s.flow_mut().inflight[1].sent = true;
         assert_eq!(s.next_unsent(), None);
         s.mark_unsent();
         assert_eq!(s.next_unsent(), Some(0));
         // fresh ids after the window empties: no scan needed, still never an id in use
-        s.inflight.clear();
+        s.flow_mut().inflight.clear();
         let a = s.alloc_pid().unwrap();
-        s.inflight.push_back(Inflight { pid: a, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
+        s.flow_mut().inflight.push_back(Inflight { pid: a, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: true });
         assert_ne!(s.alloc_pid().unwrap(), a);
     }
 }
