@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-QUICK=0 REPEAT="" PORT=18830 TIMEOUT=60 OUT=target/bench WANT=edgemq,mosquitto,rumqttd ONLY=""
+QUICK=0 REPEAT="" PORT=18830 TIMEOUT=60 OUT=.target/bench WANT=edgemq,mosquitto,rumqttd ONLY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -32,7 +32,7 @@ done
 [ -n "$REPEAT" ] || { [ "$QUICK" = 1 ] && REPEAT=1 || REPEAT=3; }
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-RUMQTTD_ROOT=target/rumqttd
+RUMQTTD_ROOT=.target/rumqttd
 
 STARTED=()
 cleanup() {
@@ -48,17 +48,17 @@ log() { echo "== $*" >&2; }
 
 # ---- build and install ------------------------------------------------------------------------
 log "building loadgen"
-LOADGEN=$(cargo bench --bench loadgen --no-run 2>&1 | tee "$OUT/build-loadgen.log" | grep -o 'target/release/deps/loadgen-[0-9a-f]*' | tail -1)
+LOADGEN=$(cargo bench --bench loadgen --no-run 2>&1 | tee "$OUT/build-loadgen.log" | grep -o '\.target/release/deps/loadgen-[0-9a-f]*' | tail -1)
 [ -x "$LOADGEN" ] || { echo "loadgen did not build; see $OUT/build-loadgen.log" >&2; exit 1; }
 
 declare -A AVAILABLE
 wanted() { [[ ",$WANT," == *",$1,"* ]]; }
 if wanted edgemq; then log "building edgemq (cargo build --release)"; fi
-if wanted edgemq && cargo build --release >"$OUT/build-edgemq.log" 2>&1 && [ -x target/release/edgemq ]; then AVAILABLE[edgemq]=1; fi
+if wanted edgemq && cargo build --release >"$OUT/build-edgemq.log" 2>&1 && [ -x .target/release/edgemq ]; then AVAILABLE[edgemq]=1; fi
 # The static musl build that ships to gateways, for the idle-RSS row only (throughput cells use the
 # glibc build, the same libc and malloc as the peers). Built only when the cross tools are
 # installed (bash cross/ci.sh installs them); otherwise that row says n/a.
-EDGEMQ_STATIC=target/cross/bin/x86_64-unknown-linux-musl/edgemq
+EDGEMQ_STATIC=.target/cross/bin/x86_64-unknown-linux-musl/edgemq
 if wanted edgemq && [ -x "$HOME/.cache/edgemq-cross/venv/bin/cargo-zigbuild" ]; then
   log "building the static musl edgemq (cross/build.sh x86_64-unknown-linux-musl)"
   bash cross/build.sh x86_64-unknown-linux-musl >"$OUT/build-edgemq-static.log" 2>&1 || rm -f "$EDGEMQ_STATIC"
@@ -140,7 +140,7 @@ start_broker() {
   local name=$1 version=$2 i
   BROKER_PORT=$PORT
   case $name in
-    edgemq) target/release/edgemq -c "$OUT/edgemq.conf" -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
+    edgemq) .target/release/edgemq -c "$OUT/edgemq.conf" -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
     edgemq-static) "$EDGEMQ_STATIC" -c "$OUT/edgemq.conf" -p "$PORT" >>"$OUT/edgemq.log" 2>&1 & ;;
     mosquitto) "$MOSQUITTO" -c "$OUT/mosquitto.conf" >>"$OUT/mosquitto.log" 2>&1 & ;;
     rumqttd) BROKER_PORT=$((PORT + version - 4)); "$RUMQTTD" -q -c "$OUT/rumqttd.toml" >>"$OUT/rumqttd.log" 2>&1 & ;;

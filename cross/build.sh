@@ -8,8 +8,8 @@
 #                                                # size with no features, each feature alone, default
 #
 # Needs the tools that cross/ci.sh installs (cargo-zigbuild + zig venv, pinned nightly + rust-src).
-# Sizes are written to target/cross/sizes/TRIPLE as "TRIPLE BYTES", and each binary is copied to
-# target/cross/bin/TRIPLE/edgemq (the build context of cross/Containerfile).
+# Sizes are written to .target/cross/sizes/TRIPLE as "TRIPLE BYTES", and each binary is copied to
+# .target/cross/bin/TRIPLE/edgemq (the build context of cross/Containerfile).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO_DIR"
@@ -61,7 +61,7 @@ EOF
     n="$(build_one "$triple" "$f")"
     rows+=("| \`$f\` alone | $n | $((n - base)) |")
   done
-  n="$(build_one "$triple" default)"   # last, so target/ is left with the default build
+  n="$(build_one "$triple" default)"   # last, so .target/ is left with the default build
   rows+=("| default ($(python3 -c 'import tomllib; print(", ".join(tomllib.load(open("Cargo.toml","rb"))["features"]["default"]))')) | $n | $((n - base)) |")
   echo
   echo "Feature costs, $triple, stripped release bytes:"
@@ -87,8 +87,8 @@ for triple in "${targets[@]}"; do
   fi
   echo "$triple $size" > "$SIZES_DIR/$triple"
   # The image build context of cross/Containerfile.
-  mkdir -p "$REPO_DIR/target/cross/bin/$triple"
-  cp "$(bin_path "$triple")" "$REPO_DIR/target/cross/bin/$triple/edgemq"
+  mkdir -p "$REPO_DIR/.target/cross/bin/$triple"
+  cp "$(bin_path "$triple")" "$REPO_DIR/.target/cross/bin/$triple/edgemq"
   verdict="ok"
   if [ "$size" -gt "$budget" ]; then verdict="OVER BUDGET"; failed=1; fi
   summary+=("$(printf '%-32s %9s bytes  budget %9s  %3s%%  %s  (%ss)' \

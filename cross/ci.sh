@@ -10,7 +10,7 @@
 #   2. static stripped release binary + budget  (cross/build.sh)
 #   3. broker smoke test under qemu-user        (cross/test.sh smoke; SKIPPED until the broker
 #      binary takes --port), and the smoke harness checked against the host's mosquitto.
-# Caches: target/ (cargo), ~/.cache/zig (zig's libc builds), ~/.cache/edgemq-cross (venv),
+# Caches: .target/ (cargo), ~/.cache/zig (zig's libc builds), ~/.cache/edgemq-cross (venv),
 # ~/.rustup and ~/.cargo. Warm, every step is a no-op check.
 #
 # EDGEMQ_CROSS_TARGETS overrides the targets (space-separated triples from cross/targets.txt).

@@ -19,7 +19,7 @@ CROSS_VENV="$CROSS_CACHE/venv"
 # Cargo builds go to a target dir outside the clone, so CI runs on the same machine reuse the
 # (slow, build-std) cross builds; override with CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/edgemq-cross/target}"
-SIZES_DIR="$REPO_DIR/target/cross/sizes"
+SIZES_DIR="$REPO_DIR/.target/cross/sizes"
 
 export PATH="$CROSS_VENV/bin:$PATH"
 

@@ -101,9 +101,9 @@ smoke() {
     return 1
   fi
   port="$(free_port)"
-  mkdir -p target/cross
+  mkdir -p .target/cross
   # shellcheck disable=SC2086
-  smoke_run "$port" "target/cross/smoke-$triple.log" $runner "$bin" --port "$port"
+  smoke_run "$port" ".target/cross/smoke-$triple.log" $runner "$bin" --port "$port"
 }
 
 smoke_selftest() {
@@ -111,9 +111,9 @@ smoke_selftest() {
   mosq="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
   [ -x "$mosq" ] || { echo "smoke-selftest: no mosquitto on this machine (apt-get install mosquitto)"; return 1; }
   port="$(free_port)"
-  mkdir -p target/cross
+  mkdir -p .target/cross
   echo "== cross smoke harness self-test against the host's mosquitto on 127.0.0.1:$port"
-  smoke_run "$port" target/cross/smoke-selftest.log "$mosq" -p "$port"
+  smoke_run "$port" .target/cross/smoke-selftest.log "$mosq" -p "$port"
 }
 
 cmd="${1:-}"; shift || true

@@ -1,7 +1,7 @@
 """Fixtures for the interop suite: a real `edgemq` process per test on a free loopback port.
 
 The suite builds nothing: `.ci/run` runs `cargo build` first, and the broker binary is taken
-from `target/debug/edgemq` (override with EDGEMQ_BIN). Each broker is stopped by its own PID.
+from `.target/debug/edgemq` (override with EDGEMQ_BIN). Each broker is stopped by its own PID.
 """
 
 import os
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("EDGEMQ_BIN", ROOT / "target" / "debug" / "edgemq"))
+BINARY = Path(os.environ.get("EDGEMQ_BIN", ROOT / ".target" / "debug" / "edgemq"))
 
 
 def free_port():
