@@ -134,6 +134,22 @@ pub struct Options {
     pub compat: Compatibilities,
 }
 
+/// Most output chunks a connection encodes ahead (`write_batch` is taken as whole chunks).
+pub const MAX_WRITE_CHUNKS: usize = 64;
+
+impl Options {
+    /// Output chunks a connection may encode ahead: `write_batch / buffer_size`, from 1 to
+    /// [`MAX_WRITE_CHUNKS`].
+    pub fn write_chunks(&self) -> usize {
+        (self.write_batch / self.buffer_size.max(1)).clamp(1, MAX_WRITE_CHUNKS)
+    }
+
+    /// Buffers (and output chunk lists) the pools keep: half of `buffer_memory` in buffers.
+    pub fn pool_capacity(&self) -> usize {
+        self.buffer_memory / 2 / self.buffer_size.max(1)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

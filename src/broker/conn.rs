@@ -195,10 +195,16 @@ impl Conn {
         self.rx.capacity() + self.tx.iter().map(Vec::capacity).sum::<usize>()
     }
 
-    /// True when `chunks` chunks of output are queued and the last holds `chunk` bytes or more,
-    /// or a chunk beyond them was started (chunks are cut early when a packet would not fit).
-    pub(crate) fn tx_full(&self, chunk: usize, chunks: usize) -> bool {
-        self.tx.len() > chunks || (self.tx.len() == chunks && self.tx.last().is_some_and(|b| b.len() >= chunk))
+    /// True when `write_chunks` chunks of output are queued and the last is full, or a chunk
+    /// beyond them was started (chunks are cut early when a packet would not fit).
+    pub(crate) fn tx_full(&self, o: &crate::Options) -> bool {
+        let chunks = o.write_chunks();
+        self.tx.len() > chunks || (self.tx.len() == chunks && self.tx.last().is_some_and(|b| b.len() >= o.buffer_size))
+    }
+
+    /// QoS 1/2 messages that may be in flight to this client: ours and its receive maximum.
+    pub(crate) fn window(&self, o: &crate::Options) -> usize {
+        (o.max_inflight as usize).min(self.receive_max_out as usize)
     }
 
     /// The session this connection is attached to.

@@ -318,14 +318,12 @@ impl Broker {
             return;
         }
         let Some(key) = c.session() else { return };
-        let window = (self.opts.max_inflight as usize).min(c.receive_max_out as usize);
-        // Output is encoded ahead up to `write_batch` bytes: full chunks of `buffer_size`.
-        let (chunk, chunks) = (self.opts.buffer_size, (self.opts.write_batch / self.opts.buffer_size).clamp(1, 64));
+        let window = c.window(&self.opts);
 
         // Resends after a reconnect: PUBLISH with DUP, or PUBREL.
         loop {
             let Some(c) = self.conn(id) else { return };
-            if c.tx_full(chunk, chunks) {
+            if c.tx_full(&self.opts) {
                 return;
             }
             let s = &mut self.sessions[key as usize];
@@ -347,7 +345,7 @@ impl Broker {
 
         loop {
             let Some(c) = self.conn(id) else { return };
-            if c.tx_full(chunk, chunks) {
+            if c.tx_full(&self.opts) {
                 return;
             }
             let s = &mut self.sessions[key as usize];
@@ -367,9 +365,8 @@ impl Broker {
     /// or waiting to be resent (order is kept), room in the inflight window and in the output.
     fn can_send_now(&mut self, id: ClientId, key: u32, qos: QoS) -> bool {
         let Some(c) = self.conns.get(id.slot as usize).filter(|c| c.id == id) else { return false };
-        let window = (self.opts.max_inflight as usize).min(c.receive_max_out as usize);
-        let chunks = (self.opts.write_batch / self.opts.buffer_size).clamp(1, 64);
-        if c.state != ConnState::Connected || c.tx_full(self.opts.buffer_size, chunks) {
+        let window = c.window(&self.opts);
+        if c.state != ConnState::Connected || c.tx_full(&self.opts) {
             return false;
         }
         let Some(s) = self.sessions.get_mut(key as usize) else { return false };

@@ -431,7 +431,7 @@ impl Broker {
         }
         if c.tx.is_empty() {
             // An idle connection keeps no chunk list either: back to the pool.
-            recycle_list(&mut self.tx_lists, pool.len().max(64), core::mem::take(&mut c.tx));
+            recycle_list(&mut self.tx_lists, opts.pool_capacity(), core::mem::take(&mut c.tx));
         }
         self.pump(id, now);
         self.account(id);
@@ -513,8 +513,7 @@ impl Broker {
         for buf in list.drain(..) {
             self.give_buf(buf);
         }
-        let pooled = self.pool.len().max(64);
-        recycle_list(&mut self.tx_lists, pooled, list);
+        recycle_list(&mut self.tx_lists, self.opts.pool_capacity(), list);
     }
 
     /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
@@ -851,7 +850,7 @@ impl Broker {
 /// frame) are freed, and the pool itself is bounded by the buffer memory budget.
 fn recycle(pool: &mut Vec<Vec<u8>>, opts: &Options, mut b: Vec<u8>) {
     b.clear();
-    if b.capacity() == opts.buffer_size && (pool.len() + 1) * opts.buffer_size <= opts.buffer_memory / 2 {
+    if b.capacity() == opts.buffer_size && pool.len() < opts.pool_capacity() {
         pool.push(b);
     }
 }

@@ -54,9 +54,9 @@ const fn side_of(t: Token) -> Option<(usize, u32)> {
         None
     }
 }
-/// Output chunks handed to one vectored write (`write_batch / buffer_size` is at most 64, plus
-/// the chunk being filled).
-const MAX_WRITE_SLICES: usize = 65;
+/// Output chunks handed to one vectored write: the most a connection encodes ahead, plus the
+/// chunk started past them.
+const MAX_WRITE_SLICES: usize = crate::options::MAX_WRITE_CHUNKS + 1;
 
 /// Bytes read from one socket per turn before the loop moves on (fairness).
 const READ_BUDGET: usize = 256 * 1024;
