@@ -65,9 +65,28 @@ pub struct Options {
     /// vectored write, one system call per connection per loop turn instead of one per chunk.
     /// Taken as a whole number of chunks, at least 1 and at most 64.
     pub write_batch: usize,
-    /// Bytes of buffers (pooled and frame-sized) the server may hold at once. When it is used up
-    /// the server stops reading from sockets (back-pressure) until buffers are returned.
+    /// Bytes of I/O buffers shared by all connections beyond the first `buffer_size` chunk each
+    /// connection may always use for input and for output. Output encoded ahead past a
+    /// connection's first chunk, and a partial frame larger than `buffer_size` (reserved whole
+    /// when its fixed header arrives), take room from it. When it is used up, deliveries wait in
+    /// their session queues and a connection whose next frame needs room is not read until room
+    /// frees; every other connection is served as before (back-pressure is per connection).
     pub buffer_memory: usize,
+    /// Largest CONNECT accepted, in bytes: a connection that has not completed CONNECT holds at
+    /// most one partial CONNECT of this size (0x95 packet too large beyond it, from the fixed
+    /// header alone; `max_packet_size` when that is smaller). Far below `max_packet_size`, so peers that never finish their CONNECT
+    /// cannot pin large buffers until the connect timeout.
+    pub max_connect_size: u32,
+    /// Milliseconds a connection's output may wait without a byte written before the
+    /// connection is closed (a client that never reads, e.g. while flooding PINGREQ).
+    pub write_stall_timeout_ms: u64,
+    /// Milliseconds a packet may take to arrive in full once its first byte is in: a partial
+    /// frame older than this closes the connection (keep alive 0 does not mean forever).
+    pub frame_timeout_ms: u64,
+    /// Connections one listener may hold in a transport handshake (TLS, WebSocket upgrade) or
+    /// on an HTTP stats request at once; beyond it new connections to that listener are closed
+    /// at once. Each listener has its own count.
+    pub max_handshakes: usize,
     /// Largest packet accepted from a client, in bytes (advertised in CONNACK). A larger packet is
     /// refused from its fixed header alone: 0x95 packet too large.
     pub max_packet_size: u32,
@@ -159,6 +178,10 @@ impl Default for Options {
             buffer_size: 4096,
             write_batch: 64 * 1024,
             buffer_memory: 8 * 1024 * 1024,
+            max_connect_size: 64 * 1024,
+            write_stall_timeout_ms: 30_000,
+            frame_timeout_ms: 60_000,
+            max_handshakes: 64,
             max_packet_size: 256 * 1024,
             receive_maximum: 64,
             max_inflight: 64,
@@ -209,13 +232,15 @@ impl core::fmt::Display for OptionError {
 impl std::error::Error for OptionError {}
 
 impl Options {
-    /// Worst-case bytes the bounds add up to: buffers, every session's queue at its byte bound,
-    /// the retained store, and a per-connection and per-session overhead.
+    /// Worst-case bytes the bounds add up to: the shared buffer budget, each connection's own
+    /// chunks (one for input, one for output, and the acknowledgements of one input chunk), every
+    /// session's queue at its byte bound, the retained store, and a per-connection and
+    /// per-session overhead.
     pub fn worst_case_memory(&self) -> usize {
         const PER_CONNECTION: usize = 512;
         const PER_SESSION: usize = 512;
         self.buffer_memory
-            .saturating_add(self.max_clients.saturating_mul(PER_CONNECTION))
+            .saturating_add(self.max_clients.saturating_mul(PER_CONNECTION.saturating_add(self.buffer_size.saturating_mul(3))))
             .saturating_add(self.max_sessions.saturating_mul(PER_SESSION))
             .saturating_add(self.max_sessions.saturating_mul(self.max_queued_bytes))
             .saturating_add(self.max_retained_bytes)
@@ -238,6 +263,18 @@ impl Options {
         }
         if (self.buffer_memory as u64) < 2 * self.buffer_size as u64 + self.max_packet_size as u64 {
             return err("buffer_memory", "at least 2 * buffer_size + max_packet_size");
+        }
+        if self.max_connect_size < 64 {
+            return err("max_connect_size", "at least 64 bytes");
+        }
+        if self.write_stall_timeout_ms == 0 {
+            return err("write_stall_timeout_ms", "at least 1 millisecond");
+        }
+        if self.frame_timeout_ms == 0 {
+            return err("frame_timeout_ms", "at least 1 millisecond");
+        }
+        if self.max_handshakes == 0 {
+            return err("max_handshakes", "at least 1");
         }
         if self.receive_maximum == 0 {
             return err("receive_maximum", "a number from 1 to 65535");

@@ -22,6 +22,17 @@ impl Instant {
         self.0
     }
 
+    /// The low 32 bits of the milliseconds: a compact stamp for spans under 24 days, compared
+    /// with [`Instant::ms_since_low32`] (wrapping arithmetic).
+    pub const fn low32(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// Milliseconds from a [`Instant::low32`] stamp taken at most 24 days ago to `self`.
+    pub const fn ms_since_low32(self, stamp: u32) -> u32 {
+        (self.0 as u32).wrapping_sub(stamp)
+    }
+
     /// Time from `earlier` to `self`, zero when `earlier` is later.
     pub fn saturating_since(self, earlier: Instant) -> Duration {
         Duration(self.0.saturating_sub(earlier.0))

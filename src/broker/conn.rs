@@ -115,11 +115,18 @@ pub struct Conn {
     pub(crate) keep_alive_ms: u32,
     /// Largest packet the client accepts [MQTT-3.1.2-24].
     pub(crate) max_packet_out: u32,
-    /// When input was last seen.
-    pub(crate) last_rx: Instant,
+    /// When ([`Instant::low32`]) input was last seen: within 24 days of now whenever it is read
+    /// (keep alive is at most 65,535 s).
+    pub(crate) last_rx: u32,
     /// The deadline of this connection's one pending timer entry (connect timeout, then keep
     /// alive); entries for other times are stale and ignored when they fire.
     pub(crate) timer_at: Instant,
+    /// When ([`Instant::low32`]) the partial frame in `rx` began; meaningful while `rx` is not
+    /// empty (`frame_timeout_ms`).
+    pub(crate) rx_since: u32,
+    /// When ([`Instant::low32`]) output last made progress: when `tx` went from empty to not, or bytes of it were
+    /// written; meaningful while `tx` is not empty (`write_stall_timeout_ms`).
+    pub(crate) tx_since: u32,
     /// The client's receive maximum: QoS 1/2 PUBLISH in flight towards it.
     pub(crate) receive_max_out: u16,
     /// Topic aliases the client accepts from us.
@@ -180,8 +187,10 @@ impl Conn {
             tx: Vec::new(),
             keep_alive_ms: 0,
             max_packet_out: u32::MAX,
-            last_rx: now,
+            last_rx: now.low32(),
             timer_at: connect_deadline,
+            rx_since: 0,
+            tx_since: 0,
             receive_max_out: u16::MAX,
             alias_max_out: 0,
             connect_expiry_zero: true,
@@ -200,6 +209,23 @@ impl Conn {
     pub(crate) fn tx_full(&self, o: &crate::Options) -> bool {
         let chunks = o.write_chunks();
         self.tx.len() > chunks || (self.tx.len() == chunks && self.tx.last().is_some_and(|b| b.len() >= o.buffer_size))
+    }
+
+    /// True while this connection's input is not read because of its output: more than the
+    /// delivery bound (`write_chunks`) plus one chunk of acknowledgements waits, or more than one
+    /// chunk waits while the shared buffer budget is used up. Its client must read first
+    /// (or the write-stall timeout closes it): acknowledgements and PINGRESP count too.
+    pub(crate) fn output_blocks_input(&self, o: &crate::Options, budget_exhausted: bool) -> bool {
+        self.tx.len() > o.write_chunks() + 1 || (budget_exhausted && self.tx.len() > 1)
+    }
+
+    /// Largest frame this connection may send now: a CONNECT (or AUTH before CONNACK) is held
+    /// to `max_connect_size`, later packets to `max_packet_size`.
+    pub(crate) fn frame_limit(&self, o: &crate::Options) -> u32 {
+        match self.state {
+            ConnState::AwaitConnect | ConnState::Authenticating => o.max_connect_size.min(o.max_packet_size),
+            _ => o.max_packet_size,
+        }
     }
 
     /// QoS 1/2 messages that may be in flight to this client: ours and its receive maximum.
@@ -248,3 +274,6 @@ mod tests {
         assert!(core::mem::size_of::<Remote>() <= 24);
     }
 }
+#[cfg(test)]
+#[test]
+fn zz_size() { eprintln!("CONN SIZE {}", core::mem::size_of::<Conn>()); eprintln!("SLAB ENTRY {}", core::mem::size_of::<slab::Slab<Conn>>()); }

@@ -3,7 +3,7 @@
 
 use super::conn::ConnState;
 use super::message::{Message, MessageRef};
-use super::{Broker, ClientId};
+use super::{Broker, ClientId, OutRoom};
 use crate::hooks::{Access, ClientInfo, MessageView, Point, Selected};
 use crate::options::QueueFullPolicy;
 use crate::packets::{Ack, Packet, PacketId, Properties, Publish, QoS, QosPid, ReasonCode};
@@ -268,7 +268,7 @@ impl Broker {
         // Fast path: a connected client with nothing queued or to resend, room in its window
         // and in its output gets the message encoded at once, without a trip through the queue.
         if let Some(id) = conn {
-            if self.can_send_now(id, key, d.qos) {
+            if self.can_send_now(id, key, &d) {
                 self.send_delivery(id, key, d, now);
                 return;
             }
@@ -322,12 +322,13 @@ impl Broker {
 
         // Resends after a reconnect: PUBLISH with DUP, or PUBREL.
         loop {
-            let Some(c) = self.conn(id) else { return };
-            if c.tx_full(&self.opts) {
+            let Some(s) = self.sessions.get_mut(key as usize) else { return };
+            let Some(i) = s.next_unsent() else { break };
+            let size = s.flow().and_then(|f| f.inflight.get(i)).map_or(0, |e| e.d.msg.cost());
+            if !self.room_or_wait(id, size) {
                 return;
             }
             let s = &mut self.sessions[key as usize];
-            let Some(i) = s.next_unsent() else { break };
             let f = s.flow_mut();
             f.inflight[i].sent = true;
             let entry = f.inflight[i].clone();
@@ -344,16 +345,16 @@ impl Broker {
         }
 
         loop {
-            let Some(c) = self.conn(id) else { return };
-            if c.tx_full(&self.opts) {
-                return;
-            }
-            let s = &mut self.sessions[key as usize];
+            let Some(s) = self.sessions.get(key as usize) else { return };
             let Some(f) = s.flow() else { return };
             let Some(front) = f.queue.front() else { return };
             if front.qos != QoS::AtMostOnce && f.inflight.len() >= window {
                 return;
             }
+            if !self.room_or_wait(id, front.msg.cost()) {
+                return;
+            }
+            let s = &mut self.sessions[key as usize];
             let Some(d) = s.pop() else { return };
             if !self.send_delivery(id, key, d, now) {
                 return;
@@ -361,12 +362,27 @@ impl Broker {
         }
     }
 
+    /// Whether the output of `id` has room for a delivery of about `size` bytes; when it can
+    /// only get it from `buffer_memory` later, the connection is listed to be pumped then.
+    fn room_or_wait(&mut self, id: ClientId, size: usize) -> bool {
+        let Some(c) = self.conn(id) else { return false };
+        match self.out_room(c, size) {
+            OutRoom::Yes => true,
+            OutRoom::Later => false,
+            OutRoom::WaitBudget => {
+                self.wait_for_budget(id);
+                false
+            }
+        }
+    }
+
     /// Whether a new delivery for session `key` may skip the queue: connected, nothing queued
     /// or waiting to be resent (order is kept), room in the inflight window and in the output.
-    fn can_send_now(&mut self, id: ClientId, key: u32, qos: QoS) -> bool {
+    fn can_send_now(&mut self, id: ClientId, key: u32, d: &Delivery) -> bool {
+        let qos = d.qos;
         let Some(c) = self.conns.get(id.slot as usize).filter(|c| c.id == id) else { return false };
         let window = c.window(&self.opts);
-        if c.state != ConnState::Connected || c.tx_full(&self.opts) {
+        if c.state != ConnState::Connected || self.out_room(c, d.msg.cost()) != OutRoom::Yes {
             return false;
         }
         let Some(s) = self.sessions.get_mut(key as usize) else { return false };

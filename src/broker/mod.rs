@@ -38,6 +38,17 @@ pub(crate) struct SubEntry {
     pub(crate) id: Option<u32>,
 }
 
+/// Whether a delivery may go into a connection's output now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutRoom {
+    /// Yes.
+    Yes,
+    /// Not now: output is waiting, and writing it pumps the session again.
+    Later,
+    /// Not until `buffer_memory` has room for this delivery (nothing else will pump it).
+    WaitBudget,
+}
+
 /// Why a connection could not be accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AcceptError {
@@ -53,6 +64,9 @@ enum Timer {
     /// Periodic: give back the queue and window capacity of sessions with nothing in them.
     Compact,
 }
+
+/// How often the sweep ([`Broker::sweep`]) looks at partial frames and waiting output.
+const SWEEP_MS: u64 = 1000;
 
 /// How often [`Timer::Compact`] runs.
 const COMPACT_SECS: u64 = 30;
@@ -81,6 +95,17 @@ pub struct Broker {
     tx_lists: Vec<Vec<Vec<u8>>>,
     /// Bytes of connection buffers (rx + tx capacity) lent out, for `buffer_memory`.
     buffer_bytes: usize,
+    /// Connections with a delivery waiting for room in `buffer_memory` and nothing else that
+    /// would pump them: pumped again as room frees ([`Broker::retry_budget_waiters`]).
+    budget_waiters: Vec<ClientId>,
+    /// The latest time a call brought (for paths that are not handed one).
+    clock: Instant,
+    /// When the sweep runs next, while some connection holds a partial frame or output (kept
+    /// beside the timer heap: it comes and goes with traffic).
+    sweep_at: Option<Instant>,
+    /// The connection whose timer is being handled (closed by [`Broker::recover`] after a
+    /// panic there).
+    busy: Option<ClientId>,
     pub(crate) epoch: u32,
     pub(crate) route_scratch: Vec<(u32, crate::session::Delivery)>,
     assigned: u64,
@@ -112,6 +137,10 @@ impl Broker {
             pool: Vec::new(),
             tx_lists: Vec::new(),
             buffer_bytes: 0,
+            budget_waiters: Vec::new(),
+            clock: Instant::ZERO,
+            sweep_at: None,
+            busy: None,
             epoch: 0,
             route_scratch: Vec::new(),
             assigned: 0,
@@ -166,6 +195,7 @@ impl Broker {
     /// without connections (`$SYS`) and fires `on_started`. Called once by the server before
     /// the first poll, so before any client is accepted.
     pub fn start(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         if self.started {
             return;
         }
@@ -186,6 +216,7 @@ impl Broker {
 
     /// A new connection from `peer`. Refused at `max_clients`.
     pub fn accept(&mut self, peer: PeerInfo, now: Instant) -> Result<ClientId, AcceptError> {
+        self.clock = self.clock.max(now);
         if self.conns.len() >= self.opts.max_clients {
             return Err(AcceptError::Full);
         }
@@ -211,8 +242,12 @@ impl Broker {
     }
 
     /// Bytes arrived from the socket of `id`. Whole frames are processed directly from `data`;
-    /// a partial frame at the end is kept in the connection's buffer.
+    /// a partial frame at the end is kept in the connection's buffer. The server reads at most
+    /// [`Broker::read_allowance`] bytes per call, which keeps every buffer within its bound: a
+    /// partial frame up to `buffer_size` in a pooled buffer, a larger one in a buffer of exactly
+    /// its frame's size, reserved from `buffer_memory`.
     pub fn on_bytes(&mut self, id: ClientId, data: &[u8], now: Instant) {
+        self.clock = self.clock.max(now);
         let Some(c) = self.conn_mut(id) else { return };
         if c.state == ConnState::Closing {
             return;
@@ -225,25 +260,109 @@ impl Broker {
         if c.rx.is_empty() {
             let used = self.process(id, data, now);
             let rest = &data[used.min(data.len())..];
-            if !rest.is_empty() {
-                let mut buf = self.take_buf();
+            if !rest.is_empty() && !self.is_closing(id) {
+                // The whole frame's size when its fixed header is in: reserved at once when
+                // the read that brought it was a large one (the allowance left room for it).
+                let want = frame_len(rest).unwrap_or(0).max(rest.len());
+                let mut buf = if want <= self.opts.buffer_size {
+                    self.take_buf()
+                } else if want <= self.budget_free() || rest.len() > self.opts.buffer_size {
+                    Vec::with_capacity(want)
+                } else {
+                    // Reserved before the next read, or the connection waits for room.
+                    self.take_buf()
+                };
                 buf.extend_from_slice(rest);
+                let since = now.low32();
                 if let Some(c) = self.conn_mut(id) {
                     c.rx = buf;
+                    c.rx_since = since;
                 }
+                self.arm_sweep(now);
             }
         } else {
             let mut buf = core::mem::take(&mut c.rx);
             buf.extend_from_slice(data);
             let used = self.process(id, &buf, now);
             buf.drain(..used.min(buf.len()));
-            if buf.is_empty() {
+            if buf.is_empty() || self.is_closing(id) {
                 self.give_buf(buf);
             } else if let Some(c) = self.conn_mut(id) {
+                if used > 0 {
+                    c.rx_since = now.low32();
+                }
                 c.rx = buf;
             }
         }
         self.after_input(id);
+    }
+
+    /// How many bytes the server may read for `id` now: `None` when the connection is gone or
+    /// closing, `Some(0)` while it must wait (its own output is not being read by its client,
+    /// or its next frame needs room in `buffer_memory` that is not free yet), else at most
+    /// `max` (the server's read buffer). Back-pressure is per connection: a connection that
+    /// waits here never stops another from being read.
+    ///
+    /// A read is large (`max`) only while the shared budget could hold the partial frame it may
+    /// leave behind plus the acknowledgements it may cause; else it is one `buffer_size`, which
+    /// every connection may always use. A partial frame larger than `buffer_size` gets a buffer
+    /// of its exact size before more of it is read, and reads stop at its end.
+    pub fn read_allowance(&mut self, id: ClientId, max: usize) -> Option<usize> {
+        let free = self.budget_free();
+        let exhausted = self.budget_exhausted();
+        let o = &self.opts;
+        let c = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id)?;
+        if c.state == ConnState::Closing {
+            return None;
+        }
+        if c.output_blocks_input(o, exhausted) {
+            return Some(0);
+        }
+        if c.rx.is_empty() {
+            let big = free >= max.saturating_add(c.frame_limit(o) as usize);
+            return Some(if big { max } else { o.buffer_size.min(max) });
+        }
+        let Some(total) = frame_len(&c.rx) else {
+            // The fixed header is not complete yet: fill the buffer it is in.
+            return Some((c.rx.capacity() - c.rx.len()).clamp(1, max));
+        };
+        if total > c.rx.capacity() {
+            let more = total - c.rx.capacity();
+            if more > free {
+                return Some(0);
+            }
+            c.rx.reserve_exact(total - c.rx.len());
+            self.account(id);
+        }
+        let c = self.conn(id)?;
+        Some(total.saturating_sub(c.rx.len()).clamp(1, max))
+    }
+
+    /// Whether a delivery of about `size` bytes may be encoded into the output of `c` now: not
+    /// past the connection's delivery bound (`write_batch`), and past its first chunk only with
+    /// room in `buffer_memory`. A delivery larger than a chunk needs room for itself even as
+    /// the first: the connection then waits for room ([`Broker::retry_budget_waiters`]).
+    pub(crate) fn out_room(&self, c: &Conn, size: usize) -> OutRoom {
+        if c.tx_full(&self.opts) {
+            return OutRoom::Later;
+        }
+        if size > self.opts.buffer_size && size > self.budget_free() {
+            return if c.tx.is_empty() { OutRoom::WaitBudget } else { OutRoom::Later };
+        }
+        if !c.tx.is_empty() && self.budget_exhausted() {
+            return OutRoom::Later;
+        }
+        OutRoom::Yes
+    }
+
+    /// Bytes of `buffer_memory` not in use.
+    fn budget_free(&self) -> usize {
+        self.opts.buffer_memory.saturating_sub(self.buffer_bytes)
+    }
+
+    /// True when the shared budget cannot hold one more output chunk.
+    pub(crate) fn budget_exhausted(&self) -> bool {
+        self.buffer_bytes.saturating_add(self.opts.buffer_size) > self.opts.buffer_memory
     }
 
     /// Decodes and handles whole frames from `buf`; returns the bytes consumed.
@@ -254,13 +373,13 @@ impl Broker {
             if c.state == ConnState::Closing {
                 return buf.len();
             }
-            let version = c.version;
-            match packets::decode(&buf[used..], version, self.opts.max_packet_size) {
+            let (version, limit) = (c.version, c.frame_limit(&self.opts));
+            match packets::decode(&buf[used..], version, limit) {
                 Ok(Some((pkt, n))) => {
                     used += n;
                     self.stats.packets_received += 1;
                     if let Some(c) = self.conn_mut(id) {
-                        c.last_rx = now;
+                        c.last_rx = now.low32();
                     }
                     self.handle(id, pkt, now);
                 }
@@ -355,13 +474,23 @@ impl Broker {
             _ => 16,
         };
         if slot.tx.last().is_none_or(|b| b.len() >= self.opts.buffer_size || (!b.is_empty() && b.capacity() - b.len() < hint)) {
+            let was_empty = slot.tx.is_empty();
             let list = if slot.tx.capacity() == 0 { self.tx_lists.pop() } else { None };
-            let buf = self.take_buf();
+            // A packet larger than a pooled buffer gets a chunk of its own size (a pooled one
+            // would be reallocated as it grows, and never pooled again).
+            let buf = if hint > self.opts.buffer_size { Vec::with_capacity(hint) } else { self.take_buf() };
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
                 if let Some(list) = list {
                     c.tx = list;
                 }
                 c.tx.push(buf);
+                if was_empty {
+                    c.tx_since = self.clock.low32();
+                }
+            }
+            self.account(id);
+            if was_empty {
+                self.arm_sweep(self.clock);
             }
         }
         let Some(c) = self.conns.get_mut(id.slot as usize) else { return false };
@@ -417,9 +546,13 @@ impl Broker {
     /// `n` bytes of [`Broker::output`] were written; more queued messages are encoded as room
     /// frees up.
     pub fn consume_output(&mut self, id: ClientId, n: usize, now: Instant) {
+        self.clock = self.clock.max(now);
         self.stats.bytes_sent += n as u64;
         let (conns, pool, opts) = (&mut self.conns, &mut self.pool, &self.opts);
         let Some(c) = conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
+        if n > 0 {
+            c.tx_since = now.low32();
+        }
         let mut n = n;
         while let Some(chunk) = c.tx.first_mut() {
             if n < chunk.len() {
@@ -480,18 +613,13 @@ impl Broker {
         }
     }
 
-    /// True while connection buffers use `buffer_memory` or more: the server stops reading
-    /// (back-pressure) until output drains.
-    pub fn over_buffer_budget(&self) -> bool {
-        self.buffer_bytes >= self.opts.buffer_memory
-    }
-
     // -----------------------------------------------------------------------------------------
     // Closing
 
     /// The socket of `id` closed or failed (no DISCONNECT seen): the will is published per the
     /// rules, the session detached, and the slot freed.
     pub fn on_closed(&mut self, id: ClientId, now: Instant) {
+        self.clock = self.clock.max(now);
         if let Some(c) = self.conn(id) {
             if c.state != ConnState::Closing {
                 self.detach(id, true, ReasonCode::UnspecifiedError, now);
@@ -519,6 +647,7 @@ impl Broker {
     /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
     /// published [MQTT-3.1.2-8].
     pub fn disconnect(&mut self, id: ClientId, reason: ReasonCode, now: Instant) {
+        self.clock = self.clock.max(now);
         self.protocol_error(id, reason, now);
     }
 
@@ -669,21 +798,37 @@ impl Broker {
 
     /// The earliest deadline the broker cares about, for the poll timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let heap = self.timers.peek().map(|Reverse((t, _))| *t);
+        match (heap, self.sweep_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every timer due at `now`: connect timeouts, keep alive, delayed wills, session
     /// expiry, `$SYS` publication.
     pub fn tick(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+        if self.sweep_at.is_some_and(|t| t <= now) {
+            self.sweep_at = None;
+            self.sweep(now);
+        }
         while let Some(&Reverse((t, timer))) = self.timers.peek() {
             if t > now {
                 break;
             }
             self.timers.pop();
             match timer {
-                Timer::Conn(raw) => self.conn_timer(ClientId::from_u32(raw), t, now),
+                Timer::Conn(raw) => {
+                    let id = ClientId::from_u32(raw);
+                    self.busy = Some(id);
+                    self.conn_timer(id, t, now);
+                    self.busy = None;
+                }
                 Timer::Session(key) => self.session_timer(key, now),
                 Timer::Compact => {
+                    // Re-armed first: a panic below (caught by the server) must not end it.
+                    self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
                     // A session keeps the capacity its queue and window grew to; one that has
                     // drained gives it back here, so a burst long past costs an idle client
                     // nothing (a busy one re-grows them: one allocation per 30 s at most).
@@ -700,14 +845,77 @@ impl Broker {
                     self.route_scratch = Vec::new();
                     self.flush.shrink_to_fit();
                     self.close.shrink_to_fit();
-                    self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
                 }
                 Timer::Sys => {
-                    self.publish_sys(now);
                     let next = now + Duration::from_secs(self.opts.sys_interval_secs.max(1) as u64);
                     self.timers.push(Reverse((next, Timer::Sys)));
+                    self.publish_sys(now);
                 }
             }
+        }
+    }
+
+    /// After the server caught a panic in [`Broker::tick`] or a handle command: the connection
+    /// whose timer was being handled is closed (its state may be half changed) and the sweep is
+    /// armed again (periodic timers re-arm themselves before their work, so they survive).
+    pub fn recover(&mut self, now: Instant) {
+        if let Some(id) = self.busy.take() {
+            self.close_now(id, ReasonCode::ImplementationSpecificError, now);
+        }
+        self.arm_sweep(now);
+    }
+
+    /// Arms the sweep for partial frames and waiting output, unless it is armed.
+    fn arm_sweep(&mut self, now: Instant) {
+        if self.sweep_at.is_none() {
+            self.sweep_at = Some(now + Duration::from_millis(SWEEP_MS));
+        }
+    }
+
+    /// Closes connections whose partial frame is older than `frame_timeout_ms` or whose output
+    /// waited `write_stall_timeout_ms` without a byte written; re-arms while any connection
+    /// still holds either.
+    fn sweep(&mut self, now: Instant) {
+        let (frame_ms, stall_ms) = (self.opts.frame_timeout_ms, self.opts.write_stall_timeout_ms);
+        let mut late = Vec::new();
+        let mut pending = false;
+        for (_, c) in self.conns.iter() {
+            if c.state == ConnState::Closing {
+                continue;
+            }
+            // Before CONNECT the connect timeout bounds a partial CONNECT.
+            let frame = !c.rx.is_empty() && c.state != ConnState::AwaitConnect;
+            let out = !c.tx.is_empty();
+            pending |= frame || out;
+            if frame && now.ms_since_low32(c.rx_since) as u64 >= frame_ms {
+                late.push((c.id, "partial frame timeout"));
+            } else if out && now.ms_since_low32(c.tx_since) as u64 >= stall_ms {
+                late.push((c.id, "write stalled"));
+            }
+        }
+        for (id, why) in late {
+            log::debug!("{id:?}: {why}: closing");
+            self.close_now(id, ReasonCode::UnspecifiedError, now);
+        }
+        if pending {
+            self.arm_sweep(now);
+        }
+    }
+
+    /// Pumps the connections whose deliveries waited for room in `buffer_memory`, while there
+    /// is room. The server calls it once per loop turn.
+    pub fn retry_budget_waiters(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
+        while !self.budget_waiters.is_empty() && !self.budget_exhausted() {
+            let id = self.budget_waiters.remove(0);
+            self.pump(id, now);
+        }
+    }
+
+    /// Notes that a delivery for `id` waits for room in `buffer_memory` (once in the list).
+    pub(crate) fn wait_for_budget(&mut self, id: ClientId) {
+        if !self.budget_waiters.contains(&id) {
+            self.budget_waiters.push(id);
         }
     }
 
@@ -724,7 +932,7 @@ impl Broker {
             ConnState::AwaitConnect | ConnState::Authenticating => at,
             ConnState::Connected if c.keep_alive_ms == 0 => return,
             // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
-            ConnState::Connected => c.last_rx + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2),
+            ConnState::Connected => Instant(now.millis() - now.ms_since_low32(c.last_rx) as u64) + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2),
         };
         if deadline <= now {
             log::debug!("{id:?}: timed out");
@@ -818,6 +1026,7 @@ impl Broker {
     /// allowed; `on_publish` (which may change or reject it) and `on_published` fire with
     /// [`ClientInfo::INLINE`]. Returns the number of deliveries (0 when a hook rejected it).
     pub fn publish(&mut self, topic: &str, payload: &[u8], retain: bool, qos: packets::QoS, now: Instant) -> usize {
+        self.clock = self.clock.max(now);
         let msg = Message {
             topic: topic.into(),
             payload: payload.into(),
@@ -833,6 +1042,7 @@ impl Broker {
 
     /// Sends DISCONNECT 0x8B to every 5.0 client and closes every connection (graceful stop).
     pub fn shutdown(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         let ids: Vec<ClientId> = self.conns.iter().map(|(_, c)| c.id).collect();
         for id in ids {
             self.protocol_error(id, ReasonCode::ServerShuttingDown, now);
@@ -843,6 +1053,16 @@ impl Broker {
     #[allow(dead_code)]
     pub(crate) fn version_of(&self, id: ClientId) -> Version {
         self.conn(id).map_or(Version::V3_1_1, |c| c.version)
+    }
+}
+
+/// The whole length of the frame that `buf` starts with, once its fixed header is complete
+/// (type byte and Remaining Length); `None` before that or when the header is malformed (the
+/// decoder reports that).
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    match packets::primitives::read_varint(buf.get(1..)?) {
+        Ok(Some((len, n))) => Some(1 + n + len as usize),
+        _ => None,
     }
 }
 

@@ -98,7 +98,7 @@ pub(crate) static KEYS: &[Key] = &[
         "buffer_memory",
         Usize,
         1,
-        "Bytes of I/O buffers held at once; when used up the broker stops reading (back-pressure).",
+        "Bytes of I/O buffers shared beyond each connection's first chunk; when used up, only connections needing more wait.",
         buffer_memory
     ),
     key!(
@@ -197,6 +197,38 @@ pub(crate) static KEYS: &[Key] = &[
         0,
         "Milliseconds a new connection may take to send CONNECT.",
         connect_timeout_ms
+    ),
+    key!(
+        "limits",
+        "max_connect_size",
+        U32,
+        64,
+        "Largest CONNECT accepted, in bytes (before CONNECT completes); larger gets 0x95.",
+        max_connect_size
+    ),
+    key!(
+        "limits",
+        "write_stall_timeout_ms",
+        U64,
+        1,
+        "Milliseconds output may wait with no byte written before the connection is closed.",
+        write_stall_timeout_ms
+    ),
+    key!(
+        "limits",
+        "frame_timeout_ms",
+        U64,
+        1,
+        "Milliseconds a packet may take to arrive in full once its first byte is in.",
+        frame_timeout_ms
+    ),
+    key!(
+        "limits",
+        "max_handshakes",
+        Usize,
+        1,
+        "Connections in a TLS/WebSocket handshake or HTTP request at once, per listener.",
+        max_handshakes
     ),
     key!(
         "mqtt",

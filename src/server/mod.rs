@@ -69,6 +69,8 @@ struct Listener {
     handshake_ms: u64,
     /// The listener's name, shared by its connections.
     name: std::rc::Rc<str>,
+    /// Connections of this listener in a handshake or HTTP request now (`max_handshakes`).
+    handshaking: usize,
 }
 
 /// A connection not handed to the broker (yet): TLS handshake, WebSocket upgrade, HTTP stats.
@@ -101,8 +103,13 @@ pub struct Server {
     epoch: std::time::Instant,
     scratch: Vec<u8>,
     pending_reads: Vec<ClientId>,
-    /// Connections not read because buffers were over budget; read again once output drains.
-    starved: Vec<ClientId>,
+    /// Connections not read because they must wait ([`Broker::read_allowance`] said 0): their
+    /// client has not read its output, or their next frame waits for buffer room. Edge-triggered
+    /// readiness will not report their unread input again, so every turn asks again and reads
+    /// the ones whose reason to wait has ended.
+    parked: Vec<ClientId>,
+    /// `parked_slots[slot]`: the connection in that slot is in `parked` (no duplicates).
+    parked_slots: Vec<bool>,
     /// When /proc/self/statm was last read (ms), for `$SYS/broker/heap/current`.
     memory_read_at: u64,
     stopping: bool,
@@ -135,7 +142,8 @@ impl Server {
             epoch: std::time::Instant::now(),
             scratch: vec![0; 64 * 1024],
             pending_reads: Vec::new(),
-            starved: Vec::new(),
+            parked: Vec::new(),
+            parked_slots: Vec::new(),
             memory_read_at: 0,
             stopping: false,
         })
@@ -182,7 +190,7 @@ impl Server {
         let allow_anonymous = listeners::allows_anonymous(&cfg);
         let handshake_ms = cfg.handshake_timeout_ms(self.broker.options().connect_timeout_ms);
         let name = cfg.name.as_str().into();
-        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms, name });
+        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms, name, handshaking: 0 });
         Ok(())
     }
 
@@ -280,11 +288,13 @@ impl Server {
             let broker = &mut self.broker;
             if shielded(|| broker.tick(now)).is_none() {
                 log::error!("timers: a panic was caught; the loop goes on");
+                let broker = &mut self.broker;
+                let _ = shielded(|| broker.recover(now));
             }
+            let broker = &mut self.broker;
+            let _ = shielded(|| broker.retry_budget_waiters(now));
             self.flush_and_close(&mut ids, now);
-            if !self.starved.is_empty() && !self.broker.over_buffer_budget() {
-                self.pending_reads.append(&mut self.starved);
-            }
+            self.unpark();
             if self.stopping && self.broker.connection_count() == 0 {
                 return Ok(());
             }
@@ -359,16 +369,22 @@ impl Server {
     }
 
     fn add_side(&mut self, index: usize, mut pending: Pending, remote: String, deadline: Instant, now: Instant) {
-        if self.sides.len() >= self.broker.options().max_clients {
-            log::warn!("too many connections in handshake: connection refused");
+        let cap = self.broker.options().max_handshakes;
+        let Some(l) = self.listeners.get_mut(index) else { return };
+        // Each listener has its own cap: idle connections to the stats port cannot lock out
+        // TLS clients.
+        if l.handshaking >= cap {
+            log::warn!("listener `{}`: {cap} connections in handshake (max_handshakes): connection refused", l.cfg.name);
             return;
         }
+        l.handshaking += 1;
         self.side_seq = self.side_seq.wrapping_add(1);
         let seq = self.side_seq;
         let entry = self.sides.vacant_entry();
         let key = entry.key();
         if let Err(e) = pending.register(self.poll.registry(), side_token(key, seq)) {
             log::warn!("register failed: {e}");
+            self.side_done(index);
             return;
         }
         entry.insert(Side { pending, listener: index, remote, seq });
@@ -389,6 +405,7 @@ impl Server {
                 }
                 Step::Ready(stream, cn) => {
                     let side = self.sides.remove(key);
+                    self.side_done(side.listener);
                     self.admit(side.listener, stream, side.remote, cn, true, now);
                     return;
                 }
@@ -403,6 +420,14 @@ impl Server {
     fn close_side(&mut self, key: usize) {
         if let Some(mut side) = self.sides.try_remove(key) {
             side.pending.deregister(self.poll.registry());
+            self.side_done(side.listener);
+        }
+    }
+
+    /// A side connection of listener `index` ended or was handed to the broker.
+    fn side_done(&mut self, index: usize) {
+        if let Some(l) = self.listeners.get_mut(index) {
+            l.handshaking = l.handshaking.saturating_sub(1);
         }
     }
 
@@ -423,21 +448,28 @@ impl Server {
         streams.get_mut(id.slot as usize)?.as_mut().filter(|c| c.id == id).map(|c| &mut c.stream)
     }
 
+    /// Reads `id` until its socket would block, its allowance is used up (it is parked), or
+    /// it had its share of this turn (it is read again next turn).
     fn read(&mut self, id: ClientId, now: Instant) {
         let mut total = 0;
         loop {
-            if self.broker.is_closing(id) {
-                return;
-            }
-            if self.broker.over_buffer_budget() {
-                // Back-pressure: leave the bytes in the kernel until buffers drain.
-                if !self.starved.contains(&id) {
-                    self.starved.push(id);
+            let broker = &mut self.broker;
+            let max = self.scratch.len();
+            let allow = match shielded(|| broker.read_allowance(id, max)) {
+                Some(Some(0)) => {
+                    // Back-pressure for this connection only: its bytes stay in the kernel.
+                    self.park(id);
+                    return;
                 }
-                return;
-            }
+                Some(Some(n)) => n,
+                Some(None) => return,
+                None => {
+                    let _ = shielded(|| self.broker.disconnect(id, ReasonCode::ImplementationSpecificError, now));
+                    return;
+                }
+            };
             let Some(stream) = Self::stream_mut(&mut self.streams, id) else { return };
-            match stream.read(&mut self.scratch) {
+            match stream.read(&mut self.scratch[..allow]) {
                 Ok(0) => {
                     self.drop_client(id, now);
                     return;
@@ -503,9 +535,57 @@ impl Server {
         }
     }
 
+    /// Notes that `id` was not read for back-pressure (once).
+    fn park(&mut self, id: ClientId) {
+        let slot = id.slot as usize;
+        if self.parked_slots.len() <= slot {
+            self.parked_slots.resize(slot + 1, false);
+        }
+        if !self.parked_slots[slot] {
+            self.parked_slots[slot] = true;
+            self.parked.push(id);
+        }
+    }
+
+    /// Reads again, next turn, every parked connection whose reason to wait has ended, and
+    /// forgets the ones that are gone.
+    fn unpark(&mut self) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let max = self.scratch.len();
+        let (broker, slots, pending) = (&mut self.broker, &mut self.parked_slots, &mut self.pending_reads);
+        self.parked.retain(|&id| {
+            let keep = match shielded(|| broker.read_allowance(id, max)) {
+                Some(Some(0)) => true,
+                Some(Some(_)) => {
+                    pending.push(id);
+                    false
+                }
+                _ => false,
+            };
+            if !keep {
+                if let Some(p) = slots.get_mut(id.slot as usize) {
+                    *p = false;
+                }
+            }
+            keep
+        });
+    }
+
+    /// Connections waiting for their reason to wait to end (tests and stats).
+    pub fn parked_count(&self) -> usize {
+        self.parked.len()
+    }
+
     /// The socket of `id` ended or failed: tell the broker, close the socket.
     fn drop_client(&mut self, id: ClientId, now: Instant) {
-        self.broker.on_closed(id, now);
+        let broker = &mut self.broker;
+        if shielded(|| broker.on_closed(id, now)).is_none() {
+            // Whatever the broker kept of it, the slot must not stay: release it.
+            let broker = &mut self.broker;
+            let _ = shielded(|| broker.release(id));
+        }
         self.close_stream(id);
     }
 
@@ -522,7 +602,10 @@ impl Server {
     fn flush_and_close(&mut self, ids: &mut Vec<ClientId>, now: Instant) {
         loop {
             ids.clear();
-            self.broker.take_flushes(ids);
+            let broker = &mut self.broker;
+            if shielded(|| broker.take_flushes(ids)).is_none() {
+                break;
+            }
             if ids.is_empty() {
                 break;
             }
@@ -535,12 +618,24 @@ impl Server {
         for &id in ids.iter() {
             self.write(id, now);
             self.close_stream(id);
-            self.broker.release(id);
+            let broker = &mut self.broker;
+            let _ = shielded(|| broker.release(id));
         }
     }
 
     fn run_commands(&mut self, now: Instant) {
         while let Ok(cmd) = self.commands.try_recv() {
+            let this = &mut *self;
+            if shielded(|| this.run_command(cmd, now)).is_none() {
+                log::error!("a handle command panicked; the loop goes on");
+                let broker = &mut self.broker;
+                let _ = shielded(|| broker.recover(now));
+            }
+        }
+    }
+
+    fn run_command(&mut self, cmd: Command, now: Instant) {
+        {
             match cmd {
                 Command::Publish { topic, payload, retain, qos } => {
                     self.broker.publish(&topic, &payload, retain, qos, now);

@@ -107,18 +107,40 @@ fn server_to_client_packets_from_a_client_are_protocol_errors() {
 }
 
 #[test]
-fn partial_frames_count_against_buffer_memory_until_they_complete() {
-    let opts = edgemq::Options { buffer_size: 64, max_packet_size: 64, buffer_memory: 192, ..edgemq::Options::default() };
+fn a_partial_frame_larger_than_a_buffer_reserves_its_size_and_others_keep_being_read() {
+    // buffer_memory holds one 1 KiB frame beside the reads' margin, not two.
+    let opts = edgemq::Options { buffer_size: 64, max_packet_size: 1024, max_connect_size: 64, buffer_memory: 1024 + 2 * 64 + 600, ..edgemq::Options::default() };
     let mut t = TestBroker::with(opts);
-    let connect = hex("10 0d 00 04 4d 51 54 54 04 02 00 3c 00 01 63");
-    let ids: Vec<_> = (0..4).map(|_| t.accept()).collect();
-    for &c in &ids {
-        t.feed(c, &connect[..5]);
+    let (a, b, c) = (t.connect(V5, "a"), t.connect(V5, "b"), t.connect(V5, "c"));
+    // PUBLISH QoS 0 to `t` with a 1,000-byte payload: 1 + 2 + 1,004 bytes.
+    let mut big = hex("30 ec 07 00 01 74 00");
+    big.extend(vec![b'x'; 1000]);
+    assert_eq!(big.len(), 1007);
+    for id in [a, b] {
+        assert_eq!(t.b.read_allowance(id, 65536), Some(64), "a small read while the budget could not take a large one");
+        t.feed(id, &big[..10]);
     }
-    assert!(t.b.over_buffer_budget(), "four lent buffers of 64 exceed 192");
-    for &c in &ids {
-        t.feed(c, &connect[5..]);
-        t.take(c);
-    }
-    assert!(!t.b.over_buffer_budget(), "completed frames give their buffers back");
+    // The first connection to ask gets its whole frame reserved and reads up to its end.
+    assert_eq!(t.b.read_allowance(a, 65536), Some(997));
+    // The second waits for room; a third with nothing pending is read as before.
+    assert_eq!(t.b.read_allowance(b, 65536), Some(0));
+    assert_eq!(t.b.read_allowance(c, 65536), Some(64));
+    t.feed(c, &hex("c0 00"));
+    assert_eq!(t.take(c), hex("d0 00"), "the waiting connection does not hold up the others");
+    t.feed(a, &big[10..]);
+    // The frame completed: its buffer went back, and the waiting connection gets its room.
+    assert_eq!(t.b.read_allowance(b, 65536), Some(997));
+    t.feed(b, &big[10..]);
+    // Only the pooled buffer lent for the first partial read is left (in the pool).
+    assert_eq!(t.b.stats(t.now).buffer_bytes, 64, "completed frames give their buffers back");
+}
+
+#[test]
+fn a_connect_larger_than_max_connect_size_is_refused_from_its_fixed_header() {
+    let mut t = TestBroker::new();
+    let c = t.accept();
+    // CONNECT announcing 100,000 bytes (over the 64 KiB default), MQTT 5.
+    t.feed(c, &hex("10 a0 8d 06 00 04 4d 51 54 54 05"));
+    assert_eq!(t.take(c), hex("20 03 00 95 00"));
+    assert!(t.b.is_closing(c));
 }
