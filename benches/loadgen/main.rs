@@ -42,7 +42,7 @@ use codec::Version;
 use engine::Settings;
 use scenarios::{Params, Scenario};
 
-const USAGE: &str = "usage: loadgen --scenario fanin|fanout|pairs|latency|connections|retained [--port 1883] \
+const USAGE: &str = "usage: loadgen --scenario fanin|fanout|pairs|pairs-split|latency|connections|retained [--port 1883] \
 [--qos 0|1|2] [--payload BYTES>=16] [--version 4|5] [--messages N] [--timeout SECS] [--broker-pid PID] \
 [--window N] [--publishers N (fanin)] [--subscribers N (fanout)] [--clients N (pairs, connections)] \
 [--rate MSG/S (latency)] [--drain SECS] | --self-test";

@@ -18,16 +18,20 @@ pub enum Scenario {
     FanIn,
     FanOut,
     Pairs,
+    /// Pairs with a publisher connection and a subscriber connection per client (like
+    /// mqtt-stresser): the shape that stalled the global buffer budget (issue 13).
+    PairsSplit,
     Latency,
     Connections,
     Retained,
 }
 
 impl Scenario {
-    pub const ALL: [(&'static str, Scenario); 6] = [
+    pub const ALL: [(&'static str, Scenario); 7] = [
         ("fanin", Scenario::FanIn),
         ("fanout", Scenario::FanOut),
         ("pairs", Scenario::Pairs),
+        ("pairs-split", Scenario::PairsSplit),
         ("latency", Scenario::Latency),
         ("connections", Scenario::Connections),
         ("retained", Scenario::Retained),
@@ -154,8 +158,8 @@ fn pubsub(p: &Params, r: &mut Report) -> Result<(), String> {
                 routes.push((i, 0));
             }
         }
-        Scenario::Pairs => {
-            same_conn = true;
+        Scenario::Pairs | Scenario::PairsSplit => {
+            same_conn = p.scenario == Scenario::Pairs;
             for i in 0..p.clients {
                 subs.push((i, format!("{pre}/pairs/{i}")));
                 pubs.push((i, format!("{pre}/pairs/{i}"), split(m, p.clients, i)));

@@ -272,6 +272,14 @@ impl Broker {
                 self.send_delivery(id, key, d, now);
                 return;
             }
+            // A connected client's output is full and its queue an eighth of the way to its
+            // bound: the server should write before it reads on, or the queue overflows while
+            // the loop reads ahead.
+            let o = &self.opts;
+            let filling = |f: &crate::session::Flow| f.queue.len() * 8 >= o.max_queued_messages || f.queued_bytes * 8 >= o.max_queued_bytes;
+            if self.sessions.get(key as usize).and_then(|s| s.flow()).is_some_and(filling) {
+                self.backlog = true;
+            }
         }
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let o = &self.opts;

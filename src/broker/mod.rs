@@ -100,6 +100,9 @@ pub struct Broker {
     budget_waiters: Vec<ClientId>,
     /// The latest time a call brought (for paths that are not handed one).
     clock: Instant,
+    /// Since the server last asked ([`Broker::take_backlog`]), a delivery to a connected client
+    /// was queued because its output was full, its queue an eighth of the way to its bound.
+    backlog: bool,
     /// When the sweep runs next, while some connection holds a partial frame or output (kept
     /// beside the timer heap: it comes and goes with traffic).
     sweep_at: Option<Instant>,
@@ -140,6 +143,7 @@ impl Broker {
             budget_waiters: Vec::new(),
             clock: Instant::ZERO,
             sweep_at: None,
+            backlog: false,
             busy: None,
             epoch: 0,
             route_scratch: Vec::new(),
@@ -353,6 +357,13 @@ impl Broker {
             return OutRoom::Later;
         }
         OutRoom::Yes
+    }
+
+    /// True once since a delivery to a connected client had to wait in its queue for room in
+    /// its output: the server then writes before it reads more, so subscribers
+    /// drain at the pace their publishers are read instead of hitting their queue bound.
+    pub fn take_backlog(&mut self) -> bool {
+        core::mem::take(&mut self.backlog)
     }
 
     /// Bytes of `buffer_memory` not in use.

@@ -110,6 +110,8 @@ pub struct Server {
     parked: Vec<ClientId>,
     /// `parked_slots[slot]`: the connection in that slot is in `parked` (no duplicates).
     parked_slots: Vec<bool>,
+    /// Scratch list for [`Server::flush`].
+    flush_ids: Vec<ClientId>,
     /// When /proc/self/statm was last read (ms), for `$SYS/broker/heap/current`.
     memory_read_at: u64,
     stopping: bool,
@@ -144,6 +146,7 @@ impl Server {
             pending_reads: Vec::new(),
             parked: Vec::new(),
             parked_slots: Vec::new(),
+            flush_ids: Vec::new(),
             memory_read_at: 0,
             stopping: false,
         })
@@ -482,6 +485,12 @@ impl Server {
                         return;
                     }
                     total += n;
+                    // Deliveries pile up in a subscriber's queue: output goes out before more is
+                    // read, so subscribers drain at the pace their publishers are read rather than
+                    // lose QoS 0 messages at their queue bound because the loop read ahead.
+                    if self.broker.take_backlog() {
+                        self.flush(now);
+                    }
                     if total >= READ_BUDGET {
                         self.pending_reads.push(id);
                         return;
@@ -599,20 +608,24 @@ impl Server {
         }
     }
 
-    fn flush_and_close(&mut self, ids: &mut Vec<ClientId>, now: Instant) {
+    /// Writes every connection with new output until none is left.
+    fn flush(&mut self, now: Instant) {
+        let mut ids = core::mem::take(&mut self.flush_ids);
         loop {
             ids.clear();
             let broker = &mut self.broker;
-            if shielded(|| broker.take_flushes(ids)).is_none() {
-                break;
-            }
-            if ids.is_empty() {
+            if shielded(|| broker.take_flushes(&mut ids)).is_none() || ids.is_empty() {
                 break;
             }
             for &id in ids.iter() {
                 self.write(id, now);
             }
         }
+        self.flush_ids = ids;
+    }
+
+    fn flush_and_close(&mut self, ids: &mut Vec<ClientId>, now: Instant) {
+        self.flush(now);
         ids.clear();
         self.broker.take_closes(ids);
         for &id in ids.iter() {
