@@ -158,6 +158,12 @@ impl Broker {
         self.sessions.len()
     }
 
+    /// Bytes the retained store accounts for ([`Message::cost`] of each retained message),
+    /// bounded by `max_retained_bytes`.
+    pub fn retained_bytes(&self) -> usize {
+        self.retained_bytes
+    }
+
     pub(crate) fn session_online(&self, key: u32) -> bool {
         self.sessions.get(key as usize).is_some_and(|s| s.conn.is_some())
     }
