@@ -72,9 +72,14 @@ pub struct Options {
     /// refused from its fixed header alone: 0x95 packet too large.
     pub max_packet_size: u32,
     /// Receive maximum advertised to clients: QoS 1/2 PUBLISH packets a client may have
-    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-8]. 3.x clients are not
-    /// told it and are not held to it (their pending QoS 2 ids are bounded by the packet id space).
+    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-7]. 3.x clients are not
+    /// told it and are held to `receive_maximum_v3` instead.
     pub receive_maximum: u16,
+    /// QoS 2 PUBLISH packets a 3.x client may have awaiting PUBREL (3.x has no receive maximum to
+    /// announce, so this is larger than `receive_maximum`: clients pipeline more than 64). One
+    /// more closes the connection (3.x has no DISCONNECT from the server), counted in
+    /// `receive_maximum_exceeded`. Bounds the identifiers a 3.x session keeps (2 bytes each).
+    pub receive_maximum_v3: u16,
     /// QoS 1/2 messages in flight towards one client, capped further by the client's own receive
     /// maximum [MQTT-3.3.4-9]. Messages beyond it wait in the session queue.
     pub max_inflight: u16,
@@ -161,6 +166,7 @@ impl Default for Options {
             buffer_memory: 8 * 1024 * 1024,
             max_packet_size: 256 * 1024,
             receive_maximum: 64,
+            receive_maximum_v3: 1024,
             max_inflight: 64,
             max_queued_messages: 256,
             max_queued_bytes: 64 * 1024,
@@ -241,6 +247,9 @@ impl Options {
         }
         if self.receive_maximum == 0 {
             return err("receive_maximum", "a number from 1 to 65535");
+        }
+        if self.receive_maximum_v3 == 0 {
+            return err("receive_maximum_v3", "a number from 1 to 65535");
         }
         if self.max_inflight == 0 {
             return err("max_inflight", "a number from 1 to 65535");

@@ -206,6 +206,14 @@ pub(crate) static KEYS: &[Key] = &[
         "QoS 1/2 PUBLISH a client may have unacknowledged towards us (advertised in CONNACK).",
         receive_maximum
     ),
+    key!(
+        "mqtt",
+        "receive_maximum_v3",
+        U16,
+        1,
+        "QoS 2 PUBLISH a 3.x client (never told a receive maximum) may have awaiting PUBREL; one more closes it.",
+        receive_maximum_v3
+    ),
     key!("mqtt", "max_qos", U8, 0, "Highest QoS supported: 0, 1 or 2.", max_qos),
     key!("mqtt", "retain_available", Bool, 0, "Retained messages supported.", retain_available),
     key!(
