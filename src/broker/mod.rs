@@ -57,6 +57,10 @@ enum Timer {
 /// How often [`Timer::Compact`] runs.
 const COMPACT_SECS: u64 = 30;
 
+/// Stale entries the timer heap may hold beyond twice the live bound before it is rebuilt
+/// without them (see [`Broker::sweep_timers`]).
+const TIMER_SLACK: usize = 64;
+
 /// Pooled buffers (and chunk lists) kept through a compaction.
 const POOL_KEEP: usize = 8;
 
@@ -72,6 +76,9 @@ pub struct Broker {
     pub(crate) retained_bytes: usize,
     pub(crate) hooks: HookChain,
     pub(crate) stats: Stats,
+    /// Deadlines, earliest first. An entry is not removed when what it times goes away or gets
+    /// a new deadline (a heap cannot remove from the middle): it goes stale, is skipped when it
+    /// fires, and [`Broker::sweep_timers`] drops the stale ones before they can accumulate.
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     flush: Vec<ClientId>,
     close: Vec<ClientId>,
@@ -181,9 +188,9 @@ impl Broker {
             log::info!("restored {r:?}");
         }
         if self.opts.sys_interval_secs > 0 {
-            self.timers.push(Reverse((now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys)));
+            self.push_timer(now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys);
         }
-        self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
+        self.push_timer(now + Duration::from_secs(COMPACT_SECS), Timer::Compact);
         self.hooks.each(Point::OnStarted, |h| h.on_started());
     }
 
@@ -204,7 +211,7 @@ impl Broker {
         let deadline = now + Duration::from_millis(self.opts.connect_timeout_ms);
         entry.insert(Conn::new(id, peer, now, deadline));
         self.stats.connections_total += 1;
-        self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
+        self.push_timer(deadline, Timer::Conn(id.to_u32()));
         Ok(id)
     }
 
@@ -520,6 +527,8 @@ impl Broker {
             self.give_buf(buf);
         }
         recycle_list(&mut self.tx_lists, self.opts.pool_capacity(), list);
+        // Its timer entry is stale now.
+        self.sweep_timers();
     }
 
     /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
@@ -668,6 +677,8 @@ impl Broker {
             self.unsubscribe_filter(key, &sub.filter);
         }
         self.by_client_id.remove(&s.client_id, key);
+        // Its timer entry, if any, is stale now.
+        self.sweep_timers();
     }
 
     // -----------------------------------------------------------------------------------------
@@ -676,6 +687,53 @@ impl Broker {
     /// The earliest deadline the broker cares about, for the poll timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Entries in the timer heap, live and stale: at most twice one per connection, one per
+    /// session and two periodic ones, plus 64 (for tests and diagnostics).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    fn push_timer(&mut self, at: Instant, timer: Timer) {
+        self.timers.push(Reverse((at, timer)));
+        self.sweep_timers();
+    }
+
+    /// Rebuilds the timer heap without its stale entries once they may outnumber the live ones
+    /// by [`TIMER_SLACK`], and gives back the capacity they took.
+    ///
+    /// A live entry is the pending deadline of what it times: a connection's `timer_at`, a
+    /// session's `timer_at`, `$SYS` and compaction; so at most `bound` = connections + sessions
+    /// + 2 entries are live. Anything else is stale: its connection was released, its session
+    /// removed, or it was superseded by an earlier deadline. The check is two lengths; the
+    /// rebuild runs when the heap holds more than `2 * bound + TIMER_SLACK` entries and leaves
+    /// at most `bound`, so at least `bound + TIMER_SLACK` pushes or removals pass between two
+    /// rebuilds: linear work spread over as many operations. Without it, a keep alive entry of a
+    /// closed connection would stay up to 1.5 x 65535 s (27 h), and 100,000 short connections
+    /// would leave 100,000 entries.
+    fn sweep_timers(&mut self) {
+        let bound = self.conns.len() + self.sessions.len() + 2;
+        if self.timers.len() <= 2 * bound + TIMER_SLACK {
+            return;
+        }
+        let (conns, sessions) = (&self.conns, &self.sessions);
+        let mut live = core::mem::take(&mut self.timers).into_vec();
+        live.retain(|&Reverse((at, timer))| match timer {
+            Timer::Conn(raw) => {
+                let id = ClientId::from_u32(raw);
+                conns.get(id.slot as usize).is_some_and(|c| c.id == id && c.timer_at == at)
+            }
+            Timer::Session(key) => sessions.get(key as usize).is_some_and(|s| s.timer_at() == Some(at)),
+            Timer::Sys | Timer::Compact => true,
+        });
+        // The same deadline armed twice (a re-arm at the time of a superseded entry) is one.
+        live.sort_unstable();
+        live.dedup();
+        if live.capacity() > 2 * live.len() + TIMER_SLACK {
+            live.shrink_to(live.len() + TIMER_SLACK);
+        }
+        self.timers = BinaryHeap::from(live);
     }
 
     /// Runs every timer due at `now`: connect timeouts, keep alive, delayed wills, session
@@ -706,12 +764,12 @@ impl Broker {
                     self.route_scratch = Vec::new();
                     self.flush.shrink_to_fit();
                     self.close.shrink_to_fit();
-                    self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
+                    self.push_timer(now + Duration::from_secs(COMPACT_SECS), Timer::Compact);
                 }
                 Timer::Sys => {
                     self.publish_sys(now);
                     let next = now + Duration::from_secs(self.opts.sys_interval_secs.max(1) as u64);
-                    self.timers.push(Reverse((next, Timer::Sys)));
+                    self.push_timer(next, Timer::Sys);
                 }
             }
         }
@@ -737,7 +795,7 @@ impl Broker {
             self.protocol_error(id, ReasonCode::KeepAliveTimeout, now);
         } else {
             c.timer_at = deadline;
-            self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
+            self.push_timer(deadline, Timer::Conn(id.to_u32()));
         }
     }
 
@@ -749,19 +807,20 @@ impl Broker {
             let at = now + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2);
             if at < c.timer_at {
                 c.timer_at = at;
-                self.timers.push(Reverse((at, Timer::Conn(id.to_u32()))));
+                self.push_timer(at, Timer::Conn(id.to_u32()));
             }
         }
     }
 
-    /// Keeps at most one timer entry per session: a new one only when it is earlier than the
-    /// one pending, so reconnect/disconnect cycles cannot grow the timer heap.
-    fn arm_session_timer(&mut self, key: u32, at: Instant) {
+    /// Keeps at most one live timer entry per session: a new one only when it is earlier than
+    /// the one pending (which goes stale; the session re-arms for its later deadline when the
+    /// earlier one fires).
+    pub(crate) fn arm_session_timer(&mut self, key: u32, at: Instant) {
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let e = s.extra_mut();
         if e.timer_at.is_none_or(|t| at < t) {
             e.timer_at = Some(at);
-            self.timers.push(Reverse((at, Timer::Session(key))));
+            self.push_timer(at, Timer::Session(key));
         }
     }
 

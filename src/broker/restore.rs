@@ -7,14 +7,13 @@
 //! see its own records written back).
 
 use super::message::{Message, MessageProps};
-use super::{Broker, SubEntry, Timer};
+use super::{Broker, SubEntry};
 use crate::hooks::Point;
 use crate::packets::{PacketId, QoS, SubOptions};
 use crate::session::{Delivery, Inflight, OutState, SubIdList, Subscription, WillMessage};
 use crate::storage::{InflightState, MessageRecord};
 use crate::time::{Duration, Instant};
 use crate::topics;
-use std::cmp::Reverse;
 use std::rc::Rc;
 
 /// What [`Broker::start`] restored from the storage hooks.
@@ -62,12 +61,13 @@ impl Broker {
                 let e = s.extra_mut();
                 e.will = Some(WillMessage { msg: Rc::new(msg), delay_secs });
                 e.will_at = Some(at);
-                self.timers.push(Reverse((at, Timer::Session(key))));
+                self.arm_session_timer(key, at);
             }
             if expiry != u32::MAX {
                 let at = now + Duration::from_secs(expiry as u64);
                 self.sessions[key as usize].extra_mut().expires_at = Some(at);
-                self.timers.push(Reverse((at, Timer::Session(key))));
+                // (the earlier of will and expiry is armed; the other when it fires)
+                self.arm_session_timer(key, at);
             }
             r.clients += 1;
         }
