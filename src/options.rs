@@ -104,6 +104,13 @@ pub struct Options {
     pub max_retained_bytes: usize,
     /// Largest session expiry interval granted, in seconds (CONNACK carries the override).
     pub max_session_expiry: u32,
+    /// Seconds an offline MQTT 3.x session (clean session 0) is kept before it expires like a
+    /// 5.0 session would (its subscriptions, queue and will go; capped by `max_session_expiry`).
+    /// 0 means never. Mosquitto's option of the same name and meaning defaults to never (3.1.1
+    /// lets the server discard a session, but gives no interval); ours is 7 days, because
+    /// sessions of clients that never come back would otherwise fill `max_sessions` for good,
+    /// and then every new client is refused.
+    pub persistent_client_expiration: u32,
     /// Largest message expiry interval, in seconds; longer (or absent) is capped to it.
     /// 0 means no cap.
     pub max_message_expiry: u32,
@@ -149,6 +156,15 @@ impl Options {
         (self.write_batch / self.buffer_size.max(1)).clamp(1, MAX_WRITE_CHUNKS)
     }
 
+    /// The session expiry interval of a 3.x session with clean session 0, in seconds
+    /// (`u32::MAX`: never), from `persistent_client_expiration`.
+    pub fn v3_session_expiry(&self) -> u32 {
+        match self.persistent_client_expiration {
+            0 => u32::MAX,
+            secs => secs,
+        }
+    }
+
     /// Buffers (and output chunk lists) the pools keep: half of `buffer_memory` in buffers.
     pub fn pool_capacity(&self) -> usize {
         self.buffer_memory / 2 / self.buffer_size.max(1)
@@ -178,6 +194,7 @@ impl Default for Options {
             max_retained_messages: 10_000,
             max_retained_bytes: 8 * 1024 * 1024,
             max_session_expiry: u32::MAX,
+            persistent_client_expiration: 7 * 24 * 3600,
             max_message_expiry: 0,
             topic_alias_maximum: 64,
             max_qos: 2,

@@ -45,7 +45,12 @@ impl Broker {
                 r.skipped += 1;
                 continue;
             }
-            let expiry = c.session_expiry_secs.min(self.opts.max_session_expiry);
+            // A 3.x session stored as never expiring follows `persistent_client_expiration`.
+            let stored = match (c.session_expiry_secs, c.protocol_level) {
+                (u32::MAX, 3 | 4) => self.opts.v3_session_expiry(),
+                (secs, _) => secs,
+            };
+            let expiry = stored.min(self.opts.max_session_expiry);
             if expiry == 0 {
                 r.skipped += 1;
                 continue;

@@ -258,6 +258,14 @@ pub(crate) static KEYS: &[Key] = &[
     ),
     key!(
         "mqtt",
+        "persistent_client_expiration",
+        U32,
+        0,
+        "Seconds an offline 3.x session (clean session 0) is kept; 0 = never (Mosquitto's default).",
+        persistent_client_expiration
+    ),
+    key!(
+        "mqtt",
         "max_message_expiry",
         U32,
         0,
