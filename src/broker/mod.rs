@@ -737,7 +737,8 @@ impl Broker {
     }
 
     /// Runs every timer due at `now`: connect timeouts, keep alive, delayed wills, session
-    /// expiry, `$SYS` publication.
+    /// expiry, `$SYS` publication, and every 30 s a compaction (capacity given back, expired
+    /// retained messages swept).
     pub fn tick(&mut self, now: Instant) {
         while let Some(&Reverse((t, timer))) = self.timers.peek() {
             if t > now {
@@ -760,6 +761,9 @@ impl Broker {
                     self.pool.shrink_to_fit();
                     self.tx_lists.truncate(POOL_KEEP);
                     self.tx_lists.shrink_to_fit();
+                    // Expired retained messages go even when nothing subscribes to them and
+                    // `$SYS` (which sweeps too) is off.
+                    self.sweep_retained(now);
                     // Routing scratch grows to the largest fan-out seen; it re-grows on demand.
                     self.route_scratch = Vec::new();
                     self.flush.shrink_to_fit();
@@ -847,8 +851,10 @@ impl Broker {
         }
     }
 
-    fn publish_sys(&mut self, now: Instant) {
-        // Expired retained messages are swept here too.
+    /// Drops the retained messages whose expiry has passed [MQTT-3.3.2-5] and gives their bytes
+    /// back to the retained budget. Runs at every compaction and before each `$SYS` publication
+    /// (so its counts are current).
+    fn sweep_retained(&mut self, now: Instant) {
         let mut freed = 0;
         let hooks = &mut self.hooks;
         self.retained.retain_mut(|topic, m| {
@@ -860,6 +866,10 @@ impl Broker {
             keep
         });
         self.retained_bytes -= freed.min(self.retained_bytes);
+    }
+
+    fn publish_sys(&mut self, now: Instant) {
+        self.sweep_retained(now);
         let stats = self.stats(now);
         self.hooks.each(Point::OnSysInfoTick, |h| h.on_sys_info_tick(&stats));
         for (topic, value) in stats.topics(env!("CARGO_PKG_VERSION")) {

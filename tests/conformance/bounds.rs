@@ -2,7 +2,7 @@
 //! entries, offline sessions, expired retained messages) goes with it.
 
 use crate::common::*;
-use edgemq::packets::{Disconnect, Packet, Properties, ReasonCode, Version::*};
+use edgemq::packets::{Disconnect, Packet, Properties, Publish, QosPid, ReasonCode, Version::*};
 use edgemq::hooks::{AllowAll, Hook, Point, Provides};
 use edgemq::storage::ClientRecord;
 use edgemq::Options;
@@ -109,4 +109,26 @@ fn a_restored_v3_session_stored_as_never_expiring_follows_persistent_client_expi
     t.advance(60_000);
     // a 5.0 client asked for 0xFFFFFFFF itself: its session does not expire (5.0 3.1.2.11.2)
     assert_eq!(t.b.session_count(), 1, "the 3.x sessions expired, the 5.0 one is kept");
+}
+
+// ---- retained messages -------------------------------------------------------------------
+
+#[test]
+fn expired_retained_messages_are_swept_with_sys_off() {
+    let mut t = TestBroker::with(Options { sys_interval_secs: 0, ..Options::default() });
+    t.b.start(t.now);
+    let p = t.connect(V5, "p");
+    t.send(p, V5, publish("keep", b"k", 0, 0, true));
+    let kept = t.b.retained_bytes();
+    for i in 0..100 {
+        let props = Properties { message_expiry_interval: Some(1), ..Properties::default() };
+        let topic = format!("gone/{i}");
+        t.send(p, V5, Packet::Publish(Publish { dup: false, qospid: QosPid::AtMostOnce, retain: true, topic: &topic, properties: props, payload: &[1; 1000] }));
+    }
+    assert_eq!(t.b.stats(t.now).retained_messages, 101);
+    // Nobody subscribes to them, so nothing else would ever look at them: the compaction
+    // (every 30 s) sweeps them [MQTT-3.3.2-5].
+    t.advance(30_000);
+    assert_eq!(t.b.stats(t.now).retained_messages, 1);
+    assert_eq!(t.b.retained_bytes(), kept, "their bytes are given back to max_retained_bytes");
 }
