@@ -704,14 +704,15 @@ impl Broker {
     /// by [`TIMER_SLACK`], and gives back the capacity they took.
     ///
     /// A live entry is the pending deadline of what it times: a connection's `timer_at`, a
-    /// session's `timer_at`, `$SYS` and compaction; so at most `bound` = connections + sessions
-    /// + 2 entries are live. Anything else is stale: its connection was released, its session
-    /// removed, or it was superseded by an earlier deadline. The check is two lengths; the
-    /// rebuild runs when the heap holds more than `2 * bound + TIMER_SLACK` entries and leaves
-    /// at most `bound`, so at least `bound + TIMER_SLACK` pushes or removals pass between two
-    /// rebuilds: linear work spread over as many operations. Without it, a keep alive entry of a
-    /// closed connection would stay up to 1.5 x 65535 s (27 h), and 100,000 short connections
-    /// would leave 100,000 entries.
+    /// session's `timer_at`, `$SYS` and compaction; so at most `bound` (connections, sessions and
+    /// the two periodic ones) entries are live. Anything else is stale: its connection was
+    /// released, its session removed, or it was superseded by an earlier deadline. The check is
+    /// two lengths. The rebuild runs when the heap holds more than `2 * bound + TIMER_SLACK`
+    /// entries and leaves at most `bound`, so at least `bound + TIMER_SLACK` pushes or removals
+    /// pass between two rebuilds: linear work spread over as many operations. Without it, the
+    /// keep alive entry of a closed connection stays until its deadline (up to 1.5 x 65535 s,
+    /// 27 h), so a stream of clients that each stay past the connect timeout leaves one entry
+    /// each.
     fn sweep_timers(&mut self) {
         let bound = self.conns.len() + self.sessions.len() + 2;
         if self.timers.len() <= 2 * bound + TIMER_SLACK {

@@ -19,7 +19,7 @@ fn timer_entries_of_closed_connections_and_removed_sessions_do_not_accumulate() 
     let expiry = Properties { session_expiry_interval: Some(1), ..Properties::default() };
     for i in 0..10_000 {
         // keep alive 65535: its entry would stay 27 h after the connection is gone
-        let (c, _) = t.connect_full(V5, &format!("c{i}"), true, u16::MAX, None, expiry.clone());
+        let (c, _) = t.connect_full(V5, &format!("c{i}"), true, u16::MAX, None, expiry);
         if i % 2 == 0 {
             t.send(c, V5, Packet::Disconnect(Disconnect { reason: ReasonCode::Success, properties: Properties::default() }));
         } else {
