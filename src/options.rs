@@ -85,7 +85,8 @@ pub struct Options {
     pub max_inflight: u16,
     /// Messages waiting in one session's queue (connected and waiting for the window, or offline).
     pub max_queued_messages: usize,
-    /// Payload bytes waiting in one session's queue.
+    /// Bytes waiting in one session's queue: each message's topic, payload and properties plus a
+    /// fixed overhead ([`crate::broker::message::Message::cost`]).
     pub max_queued_bytes: usize,
     /// What happens to a QoS 1/2 message that finds its queue full (QoS 0 is always dropped).
     pub queue_full_policy: QueueFullPolicy,
@@ -100,7 +101,8 @@ pub struct Options {
     /// Retained messages kept. A new retained topic beyond it is not retained (the message is still
     /// delivered) and counted as dropped.
     pub max_retained_messages: usize,
-    /// Payload bytes of retained messages kept; beyond it as for `max_retained_messages`.
+    /// Bytes of retained messages kept, counted as for `max_queued_bytes`; beyond it as for
+    /// `max_retained_messages`.
     pub max_retained_bytes: usize,
     /// Largest session expiry interval granted, in seconds (CONNACK carries the override).
     pub max_session_expiry: u32,

@@ -130,7 +130,7 @@ pub(crate) static KEYS: &[Key] = &[
         "max_queued_bytes",
         Usize,
         0,
-        "Payload bytes waiting in one session's queue.",
+        "Bytes waiting in one session's queue (topic, payload and properties of each message).",
         max_queued_bytes
     ),
     key!(
@@ -179,7 +179,7 @@ pub(crate) static KEYS: &[Key] = &[
         "max_retained_bytes",
         Usize,
         0,
-        "Payload bytes of retained messages kept.",
+        "Bytes of retained messages kept (topic, payload and properties of each).",
         max_retained_bytes
     ),
     key!(
