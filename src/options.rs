@@ -91,15 +91,21 @@ pub struct Options {
     /// refused from its fixed header alone: 0x95 packet too large.
     pub max_packet_size: u32,
     /// Receive maximum advertised to clients: QoS 1/2 PUBLISH packets a client may have
-    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-8]. 3.x clients are not
-    /// told it and are not held to it (their pending QoS 2 ids are bounded by the packet id space).
+    /// unacknowledged towards us. One more gets DISCONNECT 0x93 [MQTT-3.3.4-7]. 3.x clients are not
+    /// told it and are held to `receive_maximum_v3` instead.
     pub receive_maximum: u16,
+    /// QoS 2 PUBLISH packets a 3.x client may have awaiting PUBREL (3.x has no receive maximum to
+    /// announce, so this is larger than `receive_maximum`: clients pipeline more than 64). One
+    /// more closes the connection (3.x has no DISCONNECT from the server), counted in
+    /// `receive_maximum_exceeded`. Bounds the identifiers a 3.x session keeps (2 bytes each).
+    pub receive_maximum_v3: u16,
     /// QoS 1/2 messages in flight towards one client, capped further by the client's own receive
     /// maximum [MQTT-3.3.4-9]. Messages beyond it wait in the session queue.
     pub max_inflight: u16,
     /// Messages waiting in one session's queue (connected and waiting for the window, or offline).
     pub max_queued_messages: usize,
-    /// Payload bytes waiting in one session's queue.
+    /// Bytes waiting in one session's queue: each message's topic, payload and properties plus a
+    /// fixed overhead ([`crate::broker::message::Message::cost`]).
     pub max_queued_bytes: usize,
     /// What happens to a QoS 1/2 message that finds its queue full (QoS 0 is always dropped).
     pub queue_full_policy: QueueFullPolicy,
@@ -114,10 +120,18 @@ pub struct Options {
     /// Retained messages kept. A new retained topic beyond it is not retained (the message is still
     /// delivered) and counted as dropped.
     pub max_retained_messages: usize,
-    /// Payload bytes of retained messages kept; beyond it as for `max_retained_messages`.
+    /// Bytes of retained messages kept, counted as for `max_queued_bytes`; beyond it as for
+    /// `max_retained_messages`.
     pub max_retained_bytes: usize,
     /// Largest session expiry interval granted, in seconds (CONNACK carries the override).
     pub max_session_expiry: u32,
+    /// Seconds an offline MQTT 3.x session (clean session 0) is kept before it expires like a
+    /// 5.0 session would (its subscriptions, queue and will go; capped by `max_session_expiry`).
+    /// 0 means never. Mosquitto's option of the same name and meaning defaults to never (3.1.1
+    /// lets the server discard a session, but gives no interval); ours is 7 days, because
+    /// sessions of clients that never come back would otherwise fill `max_sessions` for good,
+    /// and then every new client is refused.
+    pub persistent_client_expiration: u32,
     /// Largest message expiry interval, in seconds; longer (or absent) is capped to it.
     /// 0 means no cap.
     pub max_message_expiry: u32,
@@ -163,6 +177,15 @@ impl Options {
         (self.write_batch / self.buffer_size.max(1)).clamp(1, MAX_WRITE_CHUNKS)
     }
 
+    /// The session expiry interval of a 3.x session with clean session 0, in seconds
+    /// (`u32::MAX`: never), from `persistent_client_expiration`.
+    pub fn v3_session_expiry(&self) -> u32 {
+        match self.persistent_client_expiration {
+            0 => u32::MAX,
+            secs => secs,
+        }
+    }
+
     /// Buffers (and output chunk lists) the pools keep: half of `buffer_memory` in buffers.
     pub fn pool_capacity(&self) -> usize {
         self.buffer_memory / 2 / self.buffer_size.max(1)
@@ -184,6 +207,7 @@ impl Default for Options {
             max_handshakes: 64,
             max_packet_size: 256 * 1024,
             receive_maximum: 64,
+            receive_maximum_v3: 1024,
             max_inflight: 64,
             max_queued_messages: 256,
             max_queued_bytes: 64 * 1024,
@@ -195,6 +219,7 @@ impl Default for Options {
             max_retained_messages: 10_000,
             max_retained_bytes: 8 * 1024 * 1024,
             max_session_expiry: u32::MAX,
+            persistent_client_expiration: 7 * 24 * 3600,
             max_message_expiry: 0,
             topic_alias_maximum: 64,
             max_qos: 2,
@@ -278,6 +303,9 @@ impl Options {
         }
         if self.receive_maximum == 0 {
             return err("receive_maximum", "a number from 1 to 65535");
+        }
+        if self.receive_maximum_v3 == 0 {
+            return err("receive_maximum_v3", "a number from 1 to 65535");
         }
         if self.max_inflight == 0 {
             return err("max_inflight", "a number from 1 to 65535");

@@ -39,6 +39,9 @@ pub struct Stats {
     pub buffer_bytes: u64,
     /// Resident memory of the process in bytes, as the server last read it (0 where unknown).
     pub memory_rss: u64,
+    /// Connections closed for more QoS 2 PUBLISH awaiting PUBREL than the receive maximum
+    /// (`receive_maximum` for 5.0, DISCONNECT 0x93; `receive_maximum_v3` for 3.x).
+    pub receive_maximum_exceeded: u64,
 }
 
 impl Stats {
@@ -64,6 +67,7 @@ impl Stats {
             ("$SYS/broker/packets/sent", self.packets_sent.to_string()),
             ("$SYS/broker/heap/current", self.memory_rss.to_string()),
             ("$SYS/broker/buffers/current", self.buffer_bytes.to_string()),
+            ("$SYS/broker/clients/receive maximum exceeded", self.receive_maximum_exceeded.to_string()),
         ]
     }
 }
@@ -94,7 +98,7 @@ pub struct Metric {
 impl Stats {
     /// Every value, in a fixed order: the single table behind [`Stats::to_json`] and
     /// [`Stats::to_prometheus`], so the two never disagree.
-    pub fn metrics(&self) -> [Metric; 17] {
+    pub fn metrics(&self) -> [Metric; 18] {
         use MetricKind::{Counter, Gauge};
         let m = |name, help, kind, value| Metric { name, help, kind, value };
         [
@@ -115,6 +119,12 @@ impl Stats {
             m("packets_sent", "MQTT packets sent.", Counter, self.packets_sent),
             m("buffer_bytes", "Bytes held by connection buffers now.", Gauge, self.buffer_bytes),
             m("memory_rss_bytes", "Resident memory of the broker process.", Gauge, self.memory_rss),
+            m(
+                "receive_maximum_exceeded",
+                "Connections closed for more QoS 2 PUBLISH awaiting PUBREL than the receive maximum.",
+                Counter,
+                self.receive_maximum_exceeded,
+            ),
         ]
     }
 
@@ -161,7 +171,7 @@ mod tests {
         let json = sample().to_json();
         assert!(json.starts_with("{\"uptime_seconds\":12,"), "{json}");
         assert!(json.contains("\"clients_connected\":3,"));
-        assert!(json.trim_end().ends_with("\"memory_rss_bytes\":0}"));
+        assert!(json.trim_end().ends_with("\"receive_maximum_exceeded\":0}"));
         for m in sample().metrics() {
             assert_eq!(json.matches(&format!("\"{}\":", m.name)).count(), 1, "{}", m.name);
         }

@@ -219,3 +219,25 @@ fn the_handle_is_used_from_four_threads_while_clients_publish() {
     thread.join().unwrap().unwrap();
     let _ = QoS::AtMostOnce;
 }
+
+#[test]
+fn a_full_command_channel_is_an_error_naming_its_bound_not_a_block() {
+    use edgemq::server::{HandleError, COMMAND_CAPACITY};
+    // No loop runs: nothing takes the commands.
+    let mut server = Server::new(Options::default()).unwrap();
+    let handle = server.handle();
+    for i in 0..COMMAND_CAPACITY - 1 {
+        handle.publish("t", &[i as u8], false, 0).unwrap();
+    }
+    handle.stop().unwrap();
+    let full = HandleError::Full { capacity: COMMAND_CAPACITY };
+    assert_eq!(handle.publish("t", b"more", false, 0), Err(full));
+    assert_eq!(handle.stats().unwrap_err(), full);
+    assert!(full.to_string().contains(&COMMAND_CAPACITY.to_string()), "{full}");
+    assert_eq!(handle.reload_tls().unwrap_err().kind(), ErrorKind::WouldBlock);
+    // The loop takes them all (the last one stops it), and the channel has room again.
+    server.serve().unwrap();
+    handle.publish("t", b"again", false, 0).unwrap();
+    drop(server);
+    assert_eq!(handle.publish("t", b"late", false, 0), Err(HandleError::Stopped));
+}

@@ -167,7 +167,9 @@ impl Broker {
         } else if c.clean_start {
             0
         } else {
-            u32::MAX
+            // 3.x clean session 0: the session outlives the connection [MQTT-3.1.1:3.1.2-4], for
+            // `persistent_client_expiration` (0: for ever).
+            self.opts.v3_session_expiry()
         };
         let expiry = requested_expiry.min(self.opts.max_session_expiry);
         let max_qos = self.opts.max_qos;

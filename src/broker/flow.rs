@@ -62,15 +62,18 @@ impl Broker {
             None => return,
         };
         if let QosPid::ExactlyOnce(pid) = p.qospid {
-            let s = &self.sessions[key as usize];
-            if s.inbound_qos2().contains(&pid) {
+            let pending = self.sessions[key as usize].extra().map(|e| &e.inbound_qos2);
+            if pending.is_some_and(|set| set.contains(pid)) {
                 self.send(id, &Packet::PubRec(Ack::ok(pid)));
                 return;
             }
-            // [MQTT-3.3.4-8] more unacknowledged QoS 2 than our receive maximum: 0x93. Only a
-            // 5.0 client was told the maximum (CONNACK); a 3.x client is bounded by the packet
-            // identifier space instead (at most 65535 ids of 2 bytes), never disconnected for it.
-            if v5 && s.inbound_qos2().len() >= self.opts.receive_maximum as usize {
+            // [MQTT-3.3.4-7] more unacknowledged QoS 2 than our receive maximum: DISCONNECT 0x93.
+            // A 3.x client was never told a receive maximum (3.1.1 has none): it is held to the
+            // larger `receive_maximum_v3` instead, so the set stays bounded, and closed without
+            // a DISCONNECT (3.x has none from the server).
+            let max = if v5 { self.opts.receive_maximum } else { self.opts.receive_maximum_v3 };
+            if pending.is_some_and(|set| set.len() >= max as usize) {
+                self.stats.receive_maximum_exceeded += 1;
                 return self.protocol_error(id, ReasonCode::ReceiveMaximumExceeded, now);
             }
         }
@@ -96,7 +99,7 @@ impl Broker {
             }
             QosPid::ExactlyOnce(pid) => {
                 if !rc.is_error() {
-                    self.sessions[key as usize].extra_mut().inbound_qos2.push(pid);
+                    self.sessions[key as usize].extra_mut().inbound_qos2.insert(pid);
                 }
                 self.send(id, &Packet::PubRec(Ack { pid, reason: rc, properties: Properties::default() }));
             }
@@ -542,13 +545,7 @@ impl Broker {
     pub(super) fn on_pubrel(&mut self, id: ClientId, pid: PacketId, _now: Instant) {
         let Some(key) = self.session_of(id) else { return };
         let s = &mut self.sessions[key as usize];
-        let found = match s.inbound_qos2().iter().position(|p| *p == pid) {
-            Some(i) => {
-                s.extra_mut().inbound_qos2.swap_remove(i);
-                true
-            }
-            None => false,
-        };
+        let found = s.extra_mut_if_any().is_some_and(|e| e.inbound_qos2.remove(pid));
         let v5 = self.conn(id).is_some_and(|c| c.version.is_v5());
         let reason = if found || !v5 { ReasonCode::Success } else { ReasonCode::PacketIdentifierNotFound };
         self.send(id, &Packet::PubComp(Ack { pid, reason, properties: Properties::default() }));

@@ -45,6 +45,10 @@ pub struct Message {
 /// A shared, immutable message.
 pub type MessageRef = Rc<Message>;
 
+/// The fixed part of [`Message::cost`]: the message itself and its reference counts, whatever
+/// the size of what it points to.
+pub const MESSAGE_OVERHEAD: usize = core::mem::size_of::<Message>() + 2 * core::mem::size_of::<usize>();
+
 impl Message {
     /// Builds a message from a decoded PUBLISH (topic already resolved from any alias).
     pub fn from_publish(p: &Publish<'_>, topic: &str, now: Instant, max_expiry: u32, origin: Option<u32>) -> Message {
@@ -96,9 +100,19 @@ impl Message {
         self.expires_at.is_some_and(|t| now >= t)
     }
 
-    /// Bytes this message accounts for in queue and retained budgets.
+    /// Bytes this message accounts for in queue and retained budgets: everything it holds that a
+    /// publisher chooses the size of (topic, payload and every forwarded property, each up to
+    /// 64 KiB or more) plus [`MESSAGE_OVERHEAD`]. A message is immutable once shared, so the
+    /// value is the same when it is added to a budget and when it is taken out again.
     pub fn cost(&self) -> usize {
-        self.payload.len() + self.topic.len() + self.props.user.len() + 64
+        let p = &self.props;
+        MESSAGE_OVERHEAD
+            + self.topic.len()
+            + self.payload.len()
+            + p.content_type.as_ref().map_or(0, |s| s.len())
+            + p.response_topic.as_ref().map_or(0, |s| s.len())
+            + p.correlation_data.as_ref().map_or(0, |d| d.len())
+            + p.user.len()
     }
 
     /// The properties to send with it: the remaining expiry interval [MQTT-3.3.2-6], the
@@ -117,5 +131,38 @@ impl Message {
             subscription_ids: SubIds::List(sub_ids),
             ..Properties::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(props: MessageProps) -> Message {
+        Message {
+            topic: "t/1".into(),
+            payload: vec![0; 10].into(),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            props,
+            expires_at: None,
+            has_expiry: false,
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn the_cost_counts_topic_payload_and_every_forwarded_property() {
+        let bare = message(MessageProps::default()).cost();
+        assert_eq!(bare, MESSAGE_OVERHEAD + 3 + 10);
+        let props = MessageProps {
+            payload_format: Some(1),
+            content_type: Some("c".repeat(100).into()),
+            response_topic: Some("r".repeat(200).into()),
+            correlation_data: Some(vec![7; 300].into()),
+            // one user property "k" = "vv": 0x26, 2-byte length, key, 2-byte length, value
+            user: vec![0x26, 0, 1, b'k', 0, 2, b'v', b'v'].into(),
+        };
+        assert_eq!(message(props).cost(), bare + 100 + 200 + 300 + 8);
     }
 }

@@ -71,6 +71,10 @@ const SWEEP_MS: u64 = 1000;
 /// How often [`Timer::Compact`] runs.
 const COMPACT_SECS: u64 = 30;
 
+/// Stale entries the timer heap may hold beyond twice the live bound before it is rebuilt
+/// without them (see [`Broker::sweep_timers`]).
+const TIMER_SLACK: usize = 64;
+
 /// Pooled buffers (and chunk lists) kept through a compaction.
 const POOL_KEEP: usize = 8;
 
@@ -86,6 +90,9 @@ pub struct Broker {
     pub(crate) retained_bytes: usize,
     pub(crate) hooks: HookChain,
     pub(crate) stats: Stats,
+    /// Deadlines, earliest first. An entry is not removed when what it times goes away or gets
+    /// a new deadline (a heap cannot remove from the middle): it goes stale, is skipped when it
+    /// fires, and [`Broker::sweep_timers`] drops the stale ones before they can accumulate.
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     flush: Vec<ClientId>,
     close: Vec<ClientId>,
@@ -191,6 +198,12 @@ impl Broker {
         self.sessions.len()
     }
 
+    /// Bytes the retained store accounts for ([`Message::cost`] of each retained message),
+    /// bounded by `max_retained_bytes`.
+    pub fn retained_bytes(&self) -> usize {
+        self.retained_bytes
+    }
+
     pub(crate) fn session_online(&self, key: u32) -> bool {
         self.sessions.get(key as usize).is_some_and(|s| s.conn.is_some())
     }
@@ -209,9 +222,9 @@ impl Broker {
             log::info!("restored {r:?}");
         }
         if self.opts.sys_interval_secs > 0 {
-            self.timers.push(Reverse((now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys)));
+            self.push_timer(now + Duration::from_secs(self.opts.sys_interval_secs as u64), Timer::Sys);
         }
-        self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
+        self.push_timer(now + Duration::from_secs(COMPACT_SECS), Timer::Compact);
         self.hooks.each(Point::OnStarted, |h| h.on_started());
     }
 
@@ -233,7 +246,7 @@ impl Broker {
         let deadline = now + Duration::from_millis(self.opts.connect_timeout_ms);
         entry.insert(Conn::new(id, peer, now, deadline));
         self.stats.connections_total += 1;
-        self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
+        self.push_timer(deadline, Timer::Conn(id.to_u32()));
         Ok(id)
     }
 
@@ -653,6 +666,8 @@ impl Broker {
             self.give_buf(buf);
         }
         recycle_list(&mut self.tx_lists, self.opts.pool_capacity(), list);
+        // Its timer entry is stale now.
+        self.sweep_timers();
     }
 
     /// Sends a DISCONNECT with `reason` (5.0 connected clients only) and closes; the will is
@@ -802,6 +817,8 @@ impl Broker {
             self.unsubscribe_filter(key, &sub.filter);
         }
         self.by_client_id.remove(&s.client_id, key);
+        // Its timer entry, if any, is stale now.
+        self.sweep_timers();
     }
 
     // -----------------------------------------------------------------------------------------
@@ -816,8 +833,57 @@ impl Broker {
         }
     }
 
+    /// Entries in the timer heap, live and stale: at most twice one per connection, one per
+    /// session and two periodic ones, plus 64 (for tests and diagnostics).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
+    fn push_timer(&mut self, at: Instant, timer: Timer) {
+        self.timers.push(Reverse((at, timer)));
+        self.sweep_timers();
+    }
+
+    /// Rebuilds the timer heap without its stale entries once they may outnumber the live ones
+    /// by [`TIMER_SLACK`], and gives back the capacity they took.
+    ///
+    /// A live entry is the pending deadline of what it times: a connection's `timer_at`, a
+    /// session's `timer_at`, `$SYS` and compaction; so at most `bound` (connections, sessions and
+    /// the two periodic ones) entries are live. Anything else is stale: its connection was
+    /// released, its session removed, or it was superseded by an earlier deadline. The check is
+    /// two lengths. The rebuild runs when the heap holds more than `2 * bound + TIMER_SLACK`
+    /// entries and leaves at most `bound`, so at least `bound + TIMER_SLACK` pushes or removals
+    /// pass between two rebuilds: linear work spread over as many operations. Without it, the
+    /// keep alive entry of a closed connection stays until its deadline (up to 1.5 x 65535 s,
+    /// 27 h), so a stream of clients that each stay past the connect timeout leaves one entry
+    /// each.
+    fn sweep_timers(&mut self) {
+        let bound = self.conns.len() + self.sessions.len() + 2;
+        if self.timers.len() <= 2 * bound + TIMER_SLACK {
+            return;
+        }
+        let (conns, sessions) = (&self.conns, &self.sessions);
+        let mut live = core::mem::take(&mut self.timers).into_vec();
+        live.retain(|&Reverse((at, timer))| match timer {
+            Timer::Conn(raw) => {
+                let id = ClientId::from_u32(raw);
+                conns.get(id.slot as usize).is_some_and(|c| c.id == id && c.timer_at == at)
+            }
+            Timer::Session(key) => sessions.get(key as usize).is_some_and(|s| s.timer_at() == Some(at)),
+            Timer::Sys | Timer::Compact => true,
+        });
+        // The same deadline armed twice (a re-arm at the time of a superseded entry) is one.
+        live.sort_unstable();
+        live.dedup();
+        if live.capacity() > 2 * live.len() + TIMER_SLACK {
+            live.shrink_to(live.len() + TIMER_SLACK);
+        }
+        self.timers = BinaryHeap::from(live);
+    }
+
     /// Runs every timer due at `now`: connect timeouts, keep alive, delayed wills, session
-    /// expiry, `$SYS` publication.
+    /// expiry, `$SYS` publication, and every 30 s a compaction (capacity given back, expired
+    /// retained messages swept).
     pub fn tick(&mut self, now: Instant) {
         self.clock = self.clock.max(now);
         if self.sweep_at.is_some_and(|t| t <= now) {
@@ -839,7 +905,7 @@ impl Broker {
                 Timer::Session(key) => self.session_timer(key, now),
                 Timer::Compact => {
                     // Re-armed first: a panic below (caught by the server) must not end it.
-                    self.timers.push(Reverse((now + Duration::from_secs(COMPACT_SECS), Timer::Compact)));
+                    self.push_timer(now + Duration::from_secs(COMPACT_SECS), Timer::Compact);
                     // A session keeps the capacity its queue and window grew to; one that has
                     // drained gives it back here, so a burst long past costs an idle client
                     // nothing (a busy one re-grows them: one allocation per 30 s at most).
@@ -852,6 +918,9 @@ impl Broker {
                     self.pool.shrink_to_fit();
                     self.tx_lists.truncate(POOL_KEEP);
                     self.tx_lists.shrink_to_fit();
+                    // Expired retained messages go even when nothing subscribes to them and
+                    // `$SYS` (which sweeps too) is off.
+                    self.sweep_retained(now);
                     // Routing scratch grows to the largest fan-out seen; it re-grows on demand.
                     self.route_scratch = Vec::new();
                     self.flush.shrink_to_fit();
@@ -859,7 +928,7 @@ impl Broker {
                 }
                 Timer::Sys => {
                     let next = now + Duration::from_secs(self.opts.sys_interval_secs.max(1) as u64);
-                    self.timers.push(Reverse((next, Timer::Sys)));
+                    self.push_timer(next, Timer::Sys);
                     self.publish_sys(now);
                 }
             }
@@ -950,7 +1019,7 @@ impl Broker {
             self.protocol_error(id, ReasonCode::KeepAliveTimeout, now);
         } else {
             c.timer_at = deadline;
-            self.timers.push(Reverse((deadline, Timer::Conn(id.to_u32()))));
+            self.push_timer(deadline, Timer::Conn(id.to_u32()));
         }
     }
 
@@ -962,19 +1031,20 @@ impl Broker {
             let at = now + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2);
             if at < c.timer_at {
                 c.timer_at = at;
-                self.timers.push(Reverse((at, Timer::Conn(id.to_u32()))));
+                self.push_timer(at, Timer::Conn(id.to_u32()));
             }
         }
     }
 
-    /// Keeps at most one timer entry per session: a new one only when it is earlier than the
-    /// one pending, so reconnect/disconnect cycles cannot grow the timer heap.
-    fn arm_session_timer(&mut self, key: u32, at: Instant) {
+    /// Keeps at most one live timer entry per session: a new one only when it is earlier than
+    /// the one pending (which goes stale; the session re-arms for its later deadline when the
+    /// earlier one fires).
+    pub(crate) fn arm_session_timer(&mut self, key: u32, at: Instant) {
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let e = s.extra_mut();
         if e.timer_at.is_none_or(|t| at < t) {
             e.timer_at = Some(at);
-            self.timers.push(Reverse((at, Timer::Session(key))));
+            self.push_timer(at, Timer::Session(key));
         }
     }
 
@@ -1001,8 +1071,10 @@ impl Broker {
         }
     }
 
-    fn publish_sys(&mut self, now: Instant) {
-        // Expired retained messages are swept here too.
+    /// Drops the retained messages whose expiry has passed [MQTT-3.3.2-5] and gives their bytes
+    /// back to the retained budget. Runs at every compaction and before each `$SYS` publication
+    /// (so its counts are current).
+    fn sweep_retained(&mut self, now: Instant) {
         let mut freed = 0;
         let hooks = &mut self.hooks;
         self.retained.retain_mut(|topic, m| {
@@ -1014,6 +1086,10 @@ impl Broker {
             keep
         });
         self.retained_bytes -= freed.min(self.retained_bytes);
+    }
+
+    fn publish_sys(&mut self, now: Instant) {
+        self.sweep_retained(now);
         let stats = self.stats(now);
         self.hooks.each(Point::OnSysInfoTick, |h| h.on_sys_info_tick(&stats));
         for (topic, value) in stats.topics(env!("CARGO_PKG_VERSION")) {

@@ -7,14 +7,13 @@
 //! see its own records written back).
 
 use super::message::{Message, MessageProps};
-use super::{Broker, SubEntry, Timer};
+use super::{Broker, SubEntry};
 use crate::hooks::Point;
 use crate::packets::{PacketId, QoS, SubOptions};
 use crate::session::{Delivery, Inflight, OutState, SubIdList, Subscription, WillMessage};
 use crate::storage::{InflightState, MessageRecord};
 use crate::time::{Duration, Instant};
 use crate::topics;
-use std::cmp::Reverse;
 use std::rc::Rc;
 
 /// What [`Broker::start`] restored from the storage hooks.
@@ -46,7 +45,12 @@ impl Broker {
                 r.skipped += 1;
                 continue;
             }
-            let expiry = c.session_expiry_secs.min(self.opts.max_session_expiry);
+            // A 3.x session stored as never expiring follows `persistent_client_expiration`.
+            let stored = match (c.session_expiry_secs, c.protocol_level) {
+                (u32::MAX, 3 | 4) => self.opts.v3_session_expiry(),
+                (secs, _) => secs,
+            };
+            let expiry = stored.min(self.opts.max_session_expiry);
             if expiry == 0 {
                 r.skipped += 1;
                 continue;
@@ -62,12 +66,13 @@ impl Broker {
                 let e = s.extra_mut();
                 e.will = Some(WillMessage { msg: Rc::new(msg), delay_secs });
                 e.will_at = Some(at);
-                self.timers.push(Reverse((at, Timer::Session(key))));
+                self.arm_session_timer(key, at);
             }
             if expiry != u32::MAX {
                 let at = now + Duration::from_secs(expiry as u64);
                 self.sessions[key as usize].extra_mut().expires_at = Some(at);
-                self.timers.push(Reverse((at, Timer::Session(key))));
+                // (the earlier of will and expiry is armed; the other when it fires)
+                self.arm_session_timer(key, at);
             }
             r.clients += 1;
         }

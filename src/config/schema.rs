@@ -130,7 +130,7 @@ pub(crate) static KEYS: &[Key] = &[
         "max_queued_bytes",
         Usize,
         0,
-        "Payload bytes waiting in one session's queue.",
+        "Bytes waiting in one session's queue (topic, payload and properties of each message).",
         max_queued_bytes
     ),
     key!(
@@ -179,7 +179,7 @@ pub(crate) static KEYS: &[Key] = &[
         "max_retained_bytes",
         Usize,
         0,
-        "Payload bytes of retained messages kept.",
+        "Bytes of retained messages kept (topic, payload and properties of each).",
         max_retained_bytes
     ),
     key!(
@@ -238,6 +238,14 @@ pub(crate) static KEYS: &[Key] = &[
         "QoS 1/2 PUBLISH a client may have unacknowledged towards us (advertised in CONNACK).",
         receive_maximum
     ),
+    key!(
+        "mqtt",
+        "receive_maximum_v3",
+        U16,
+        1,
+        "QoS 2 PUBLISH a 3.x client (never told a receive maximum) may have awaiting PUBREL; one more closes it.",
+        receive_maximum_v3
+    ),
     key!("mqtt", "max_qos", U8, 0, "Highest QoS supported: 0, 1 or 2.", max_qos),
     key!("mqtt", "retain_available", Bool, 0, "Retained messages supported.", retain_available),
     key!(
@@ -279,6 +287,14 @@ pub(crate) static KEYS: &[Key] = &[
         0,
         "Largest session expiry interval granted, in seconds.",
         max_session_expiry
+    ),
+    key!(
+        "mqtt",
+        "persistent_client_expiration",
+        U32,
+        0,
+        "Seconds an offline 3.x session (clean session 0) is kept; 0 = never (Mosquitto's default).",
+        persistent_client_expiration
     ),
     key!(
         "mqtt",

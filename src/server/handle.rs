@@ -1,4 +1,4 @@
-//! The handle other threads use to talk to a running server: a command channel plus a
+//! The handle other threads use to talk to a running server: a bounded command channel plus a
 //! `mio::Waker`, so the loop wakes without locks on its per-message path.
 
 use crate::packets::{QoS, ReasonCode};
@@ -56,84 +56,118 @@ pub enum Command {
     Stop,
 }
 
+/// Commands the channel holds before the loop takes them. The loop takes every waiting command
+/// each time it wakes, so the bound is reached only when senders outpace it (or it is not
+/// running): a full channel is an error, [`HandleError::Full`], never a block or growth.
+pub const COMMAND_CAPACITY: usize = 1024;
+
 /// `Send + Clone`: usable from any thread while the server runs.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::SyncSender<Command>,
     waker: Arc<Waker>,
 }
 
-/// The server is gone.
+/// Why a command did not reach the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stopped;
+pub enum HandleError {
+    /// The server has stopped.
+    Stopped,
+    /// The command channel holds `capacity` ([`COMMAND_CAPACITY`]) commands the loop has not
+    /// taken yet: the command was not sent; try again later.
+    Full {
+        /// The channel's bound.
+        capacity: usize,
+    },
+}
 
-impl core::fmt::Display for Stopped {
+impl core::fmt::Display for HandleError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the server has stopped")
+        match self {
+            HandleError::Stopped => f.write_str("the server has stopped"),
+            HandleError::Full { capacity } => {
+                write!(f, "the server's command channel is full ({capacity} commands waiting for the loop); not sent")
+            }
+        }
     }
 }
 
-impl std::error::Error for Stopped {}
+impl std::error::Error for HandleError {}
+
+impl From<HandleError> for std::io::Error {
+    /// `Full` is `WouldBlock` (try again), `Stopped` is `NotConnected`.
+    fn from(e: HandleError) -> std::io::Error {
+        let kind = match e {
+            HandleError::Stopped => std::io::ErrorKind::NotConnected,
+            HandleError::Full { .. } => std::io::ErrorKind::WouldBlock,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
 
 impl Handle {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, waker: Arc<Waker>) -> Handle {
+    pub(crate) fn new(tx: mpsc::SyncSender<Command>, waker: Arc<Waker>) -> Handle {
         Handle { tx, waker }
     }
 
-    /// Sends a command and wakes the loop.
-    pub fn send(&self, cmd: Command) -> Result<(), Stopped> {
-        self.tx.send(cmd).map_err(|_| Stopped)?;
-        self.waker.wake().map_err(|_| Stopped)
+    /// Sends a command and wakes the loop; never blocks. Fails with [`HandleError::Full`] when
+    /// [`COMMAND_CAPACITY`] commands are waiting already.
+    pub fn send(&self, cmd: Command) -> Result<(), HandleError> {
+        self.tx.try_send(cmd).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => HandleError::Full { capacity: COMMAND_CAPACITY },
+            mpsc::TrySendError::Disconnected(_) => HandleError::Stopped,
+        })?;
+        self.waker.wake().map_err(|_| HandleError::Stopped)
     }
 
     /// Publishes a message as the inline client (no ACL; may write `$SYS`).
-    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool, qos: u8) -> Result<(), Stopped> {
+    pub fn publish(&self, topic: &str, payload: &[u8], retain: bool, qos: u8) -> Result<(), HandleError> {
         let qos = QoS::from_u8(qos.min(2)).unwrap_or(QoS::AtMostOnce);
         self.send(Command::Publish { topic: topic.into(), payload: payload.into(), retain, qos })
     }
 
     /// Injects one encoded packet as the inline client: PUBLISH only, encoded as MQTT 5.0. It
     /// bypasses ACL and topic limits and may write `$SYS/...`.
-    pub fn inject(&self, packet: Vec<u8>) -> Result<(), Stopped> {
+    pub fn inject(&self, packet: Vec<u8>) -> Result<(), HandleError> {
         self.send(Command::Inject { client_id: None, bytes: packet })
     }
 
     /// Injects one encoded packet (in the client's protocol version) on behalf of the
     /// connected client `client_id`, handled as if read from its socket: its ACL applies and
     /// answers go to it. Dropped (and logged) when no such client is connected.
-    pub fn inject_as(&self, client_id: &str, packet: Vec<u8>) -> Result<(), Stopped> {
+    pub fn inject_as(&self, client_id: &str, packet: Vec<u8>) -> Result<(), HandleError> {
         self.send(Command::Inject { client_id: Some(client_id.into()), bytes: packet })
     }
 
     /// Disconnects a connected client with `reason` (sent in DISCONNECT to 5.0 clients).
-    pub fn disconnect(&self, client_id: &str, reason: ReasonCode) -> Result<(), Stopped> {
+    pub fn disconnect(&self, client_id: &str, reason: ReasonCode) -> Result<(), HandleError> {
         self.send(Command::Disconnect { client_id: client_id.into(), reason })
     }
 
     /// Replaces the hook whose id is `id` with `hook` (appending it when there is none), e.g. a
     /// reloaded [`crate::hooks::Ledger`]. Takes effect for the next packet the loop handles.
-    pub fn replace_hook(&self, id: &str, hook: impl crate::hooks::Hook + Send + 'static) -> Result<(), Stopped> {
+    pub fn replace_hook(&self, id: &str, hook: impl crate::hooks::Hook + Send + 'static) -> Result<(), HandleError> {
         self.send(Command::ReplaceHook(id.to_string(), SendHook(Box::new(hook))))
     }
 
     /// A snapshot of the counters (waits for the loop to answer).
-    pub fn stats(&self) -> Result<Stats, Stopped> {
+    pub fn stats(&self) -> Result<Stats, HandleError> {
         let (tx, rx) = mpsc::channel();
         self.send(Command::Stats(tx))?;
-        rx.recv().map_err(|_| Stopped)
+        rx.recv().map_err(|_| HandleError::Stopped)
     }
 
     /// Reloads TLS certificates and keys from their files (what SIGHUP does): new connections
-    /// use them, connected clients keep theirs. Waits for the loop to answer.
+    /// use them, connected clients keep theirs. Waits for the loop to answer. A full command
+    /// channel is `WouldBlock`, a stopped server `NotConnected`.
     pub fn reload_tls(&self) -> std::io::Result<()> {
-        let gone = || std::io::Error::new(std::io::ErrorKind::NotConnected, Stopped);
         let (tx, rx) = mpsc::channel();
-        self.send(Command::ReloadTls(tx)).map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        self.send(Command::ReloadTls(tx))?;
+        rx.recv().map_err(|_| HandleError::Stopped)?
     }
 
     /// Stops the server: DISCONNECT 0x8B to 5.0 clients, then `serve` returns.
-    pub fn stop(&self) -> Result<(), Stopped> {
+    pub fn stop(&self) -> Result<(), HandleError> {
         self.send(Command::Stop)
     }
 }

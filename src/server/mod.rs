@@ -7,7 +7,7 @@
 
 mod handle;
 
-pub use handle::{Command, Handle};
+pub use handle::{Command, Handle, HandleError, COMMAND_CAPACITY};
 
 use crate::packets::ReasonCode;
 use crate::broker::{Broker, ClientId, PeerInfo};
@@ -130,7 +130,7 @@ impl Server {
         opts.validate().map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = mpsc::channel();
+        let (tx, rx) = mpsc::sync_channel(handle::COMMAND_CAPACITY);
         Ok(Server {
             broker: Broker::new(opts),
             poll,

@@ -153,11 +153,68 @@ pub struct Flow {
     pid_wrapped: bool,
 }
 
+/// A set of packet identifiers kept sorted: membership is a binary search, an entry costs 2
+/// bytes, and clients mostly use increasing identifiers, so an insert is mostly a push at the end.
+/// The caller bounds its size (the receive maximum).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PidSet(Vec<PacketId>);
+
+impl PidSet {
+    /// True when `pid` is in the set.
+    pub fn contains(&self, pid: PacketId) -> bool {
+        self.0.binary_search(&pid).is_ok()
+    }
+
+    /// Adds `pid`; false when it was there already.
+    pub fn insert(&mut self, pid: PacketId) -> bool {
+        match self.0.binary_search(&pid) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, pid);
+                true
+            }
+        }
+    }
+
+    /// Removes `pid`; false when it was not there.
+    pub fn remove(&mut self, pid: PacketId) -> bool {
+        match self.0.binary_search(&pid) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Number of identifiers.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The identifiers, in increasing order.
+    pub fn as_slice(&self) -> &[PacketId] {
+        &self.0
+    }
+
+    /// Gives the buffer back when the set is empty.
+    pub fn shrink_if_empty(&mut self) {
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+    }
+}
+
 /// The parts of a session that most sessions never use.
 #[derive(Debug, Default)]
 pub struct SessionExtra {
     /// Inbound QoS 2 packet identifiers that got PUBREC and await PUBREL.
-    pub inbound_qos2: Vec<PacketId>,
+    pub inbound_qos2: PidSet,
     /// The will of the current (or last) connection.
     pub will: Option<WillMessage>,
     /// When a delayed will is due (offline session only).
@@ -184,16 +241,25 @@ impl Session {
     }
 
     /// The rarely used state, if it was ever needed.
+    pub fn extra(&self) -> Option<&SessionExtra> {
+        self.extra.as_deref()
+    }
+
+    /// The same, mutable.
     pub fn extra_mut_if_any(&mut self) -> Option<&mut SessionExtra> {
         self.extra.as_deref_mut()
     }
 
-    /// Frees the queue and the inflight window (and their buffers) when both are empty.
+    /// Frees the queue and the inflight window (and their buffers) when both are empty, and the
+    /// inbound QoS 2 set's buffer when no identifier awaits PUBREL.
     pub fn shrink_if_empty(&mut self) {
         // Nothing queued and nothing in flight: no packet identifier is in use either, so the
         // counter may start again from 1.
         if self.flow.as_ref().is_some_and(|f| f.queue.is_empty() && f.inflight.is_empty()) {
             self.flow = None;
+        }
+        if let Some(e) = self.extra.as_mut() {
+            e.inbound_qos2.shrink_if_empty();
         }
     }
 
@@ -212,9 +278,14 @@ impl Session {
         self.extra.as_ref()?.expires_at
     }
 
-    /// Inbound QoS 2 packet identifiers awaiting PUBREL.
+    /// Inbound QoS 2 packet identifiers awaiting PUBREL, in increasing order.
     pub fn inbound_qos2(&self) -> &[PacketId] {
-        self.extra.as_ref().map_or(&[], |e| &e.inbound_qos2)
+        self.extra.as_ref().map_or(&[], |e| e.inbound_qos2.as_slice())
+    }
+
+    /// The deadline of this session's pending timer entry, if one is pending.
+    pub fn timer_at(&self) -> Option<Instant> {
+        self.extra.as_ref()?.timer_at
     }
 
     /// The same, allocated on first use.
@@ -456,6 +527,24 @@ mod tests {
         s.enqueue(delivery(QoS::AtLeastOnce, 1000), 10, one, false).unwrap();
         s.pop().unwrap();
         assert_eq!(s.flow_mut().queued_bytes, 0);
+    }
+
+    #[test]
+    fn the_packet_id_set_stays_sorted_and_finds_ids_in_any_insertion_order() {
+        let mut set = PidSet::default();
+        for n in [5u16, 1, 65535, 3, 5] {
+            set.insert(PacketId::new(n).unwrap());
+        }
+        let ids: Vec<u16> = set.as_slice().iter().map(|p| p.get()).collect();
+        assert_eq!(ids, [1, 3, 5, 65535], "sorted, no duplicate");
+        assert!(set.contains(PacketId::new(65535).unwrap()) && !set.contains(PacketId::new(2).unwrap()));
+        assert!(set.remove(PacketId::new(3).unwrap()) && !set.remove(PacketId::new(3).unwrap()));
+        assert_eq!(set.len(), 3);
+        for n in [1u16, 5, 65535] {
+            set.remove(PacketId::new(n).unwrap());
+        }
+        set.shrink_if_empty();
+        assert_eq!(set.0.capacity(), 0);
     }
 
     #[test]

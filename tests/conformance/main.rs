@@ -17,3 +17,4 @@ mod statements_v5;
 mod statements_v311;
 mod matrix_check;
 mod output;
+mod bounds;

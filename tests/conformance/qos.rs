@@ -137,3 +137,47 @@ fn a_v311_client_is_not_held_to_the_v5_receive_maximum_for_qos2() {
         assert_eq!(t.take(p), encode(V3_1_1, Packet::PubComp(ack(i))));
     }
 }
+
+#[test]
+fn a_v311_client_is_closed_beyond_receive_maximum_v3_and_counted() {
+    // 3.x has no receive maximum and no DISCONNECT from the server: beyond receive_maximum_v3
+    // QoS 2 PUBLISH awaiting PUBREL the connection is closed (the will is published), so the
+    // identifiers a 3.x session keeps stay bounded.
+    let mut t = TestBroker::with(edgemq::Options { receive_maximum: 2, receive_maximum_v3: 4, ..edgemq::Options::default() });
+    let p = t.connect(V3_1_1, "p");
+    for i in 1..=4u16 {
+        t.send(p, V3_1_1, publish("t", b"x", 2, i, false));
+        assert_eq!(t.take(p), encode(V3_1_1, Packet::PubRec(ack(i))), "PUBREC {i}");
+    }
+    // a resend of one awaiting PUBREL is not a new one: PUBREC again
+    t.send(p, V3_1_1, publish("t", b"x", 2, 3, false));
+    assert_eq!(t.take(p), encode(V3_1_1, Packet::PubRec(ack(3))));
+    assert!(!t.b.is_closing(p));
+    assert_eq!(t.b.stats(t.now).receive_maximum_exceeded, 0);
+    t.send(p, V3_1_1, publish("t", b"x", 2, 5, false));
+    assert!(t.take(p).is_empty(), "no DISCONNECT in 3.x");
+    assert!(t.b.is_closing(p));
+    assert_eq!(t.b.stats(t.now).receive_maximum_exceeded, 1);
+
+    // Releasing ids makes room again: PUBREL frees one, and the next new id is accepted.
+    let q = t.connect(V3_1_1, "q");
+    for i in 1..=4u16 {
+        t.send(q, V3_1_1, publish("t", b"x", 2, i, false));
+    }
+    t.send(q, V3_1_1, Packet::PubRel(ack(2)));
+    t.take(q);
+    t.send(q, V3_1_1, publish("t", b"x", 2, 9, false));
+    assert_eq!(t.take(q), encode(V3_1_1, Packet::PubRec(ack(9))));
+    assert!(!t.b.is_closing(q));
+}
+
+#[test]
+fn a_v5_client_beyond_the_receive_maximum_is_counted_too() {
+    let mut t = TestBroker::with(edgemq::Options { receive_maximum: 1, ..edgemq::Options::default() });
+    let p = t.connect(V5, "p");
+    t.send(p, V5, publish("t", b"1", 2, 7, false));
+    t.take(p);
+    t.send(p, V5, publish("t", b"2", 2, 8, false));
+    assert_eq!(t.take(p), hex("e0 01 93"), "[MQTT-3.3.4-7] DISCONNECT 0x93");
+    assert_eq!(t.b.stats(t.now).receive_maximum_exceeded, 1);
+}

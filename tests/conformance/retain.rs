@@ -1,7 +1,7 @@
 //! Retained messages [MQTT-3.3.1-5..12].
 
 use crate::common::*;
-use edgemq::packets::{Packet, Properties, Publish, QosPid, SubOptions, Version::*};
+use edgemq::packets::{Packet, Properties, Publish, QosPid, SubOptions, UserProps, Version::*};
 use edgemq::Options;
 
 fn retained(topic: &str, payload: &[u8]) -> Vec<u8> {
@@ -124,4 +124,48 @@ fn a_hash_subscription_does_not_receive_sys_topics() {
     t.advance(10_000);
     // [MQTT-4.7.2-1] wildcards at the first level do not match `$` topics
     assert!(t.take(s).is_empty());
+}
+
+/// Issue 13: the retained byte bound counts every property a publisher sizes, not only topic and
+/// payload. 10,000 retained messages of a 1-byte payload, each with four properties of 65,535
+/// bytes: a bound that counted only topic and payload would keep all of them (2.6 GB).
+#[test]
+fn the_retained_byte_bound_counts_every_property() {
+    const BIG: usize = 65_535;
+    let o = Options { max_packet_size: 512 * 1024, sys_interval_secs: 0, ..Options::default() };
+    let (max_bytes, max_count) = (o.max_retained_bytes, o.max_retained_messages);
+    let mut t = TestBroker::with(o);
+    let p = t.connect(V5, "p");
+    let (text, data) = ("c".repeat(BIG), vec![0xab; BIG]);
+    let user = [("k", &text[1..])];
+    let mut wire = Vec::new();
+    let fits = max_bytes / (4 * BIG);
+    for i in 0..10_000 {
+        let topic = format!("big/{i}");
+        let properties = Properties {
+            content_type: Some(&text),
+            response_topic: Some(&text),
+            correlation_data: Some(&data),
+            user: UserProps::List(&user),
+            ..Properties::default()
+        };
+        wire.clear();
+        Packet::Publish(Publish { dup: false, qospid: QosPid::AtMostOnce, retain: true, topic: &topic, properties, payload: b"x" })
+            .encode(V5, &mut wire)
+            .unwrap();
+        t.feed(p, &wire);
+        let kept = t.b.stats(t.now).retained_messages as usize;
+        assert!(t.b.retained_bytes() <= max_bytes, "{} retained bytes after {i}", t.b.retained_bytes());
+        assert!(kept <= fits, "{kept} messages of {} bytes each retained within {max_bytes} bytes", 4 * BIG);
+    }
+    let stats = t.b.stats(t.now);
+    let kept = stats.retained_messages as usize;
+    // Filled up to the bound (each message costs its properties plus under 1 KiB more), then
+    // refused: by the byte bound, the count bound is far away.
+    assert!(kept >= max_bytes / (4 * BIG + 1024) && kept < max_count, "{kept} kept");
+    assert_eq!(stats.messages_dropped as usize, 10_000 - kept, "each refusal is counted");
+    // The ones kept are whole: every property comes back on subscribe.
+    let s = t.connect(V5, "s");
+    let got = t.subscribe(s, V5, "big/0", opts(0));
+    assert!(got.len() > 4 * BIG, "{} bytes", got.len());
 }
