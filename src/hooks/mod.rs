@@ -26,6 +26,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub mod allow_all;
 pub mod debug;
 pub mod ledger;
+mod verified;
 pub use allow_all::AllowAll;
 pub use debug::Debug;
 pub use ledger::Ledger;
