@@ -18,7 +18,8 @@
 //! so a wrong password tried against N such rules costs N runs. A password that matched a hash
 //! is remembered (as a keyed digest, never in clear; see [`Ledger::pbkdf2_runs`]), so a device
 //! reconnecting with the right password costs no PBKDF2 run; a reloaded ledger starts with
-//! nothing remembered.
+//! nothing remembered. The broker's `auth_failures_per_minute` bounds the runs a
+//! wrong-password flood from one address can cause.
 //!
 //! **Access control.** `[[acl]]` rules match `client`, `username` and `remote` the same way.
 //! The first rule that matches the client and has a filter matching the topic decides:

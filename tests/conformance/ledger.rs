@@ -228,3 +228,37 @@ fn a_reconnect_with_the_same_password_is_not_hashed_and_a_reload_forgets_it() {
     assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw4"), "127.0.0.1:1").1, 0x00);
     assert_eq!(reloaded.borrow().pbkdf2_runs(), 2);
 }
+
+#[test]
+fn an_address_over_its_failures_per_minute_is_refused_without_hashing() {
+    let (mut t, l) = dev_broker(Options { auth_failures_per_minute: 3, ..Options::default() });
+    let runs = || l.borrow().pbkdf2_runs();
+    for port in 1..=3 {
+        assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"nope"), &format!("127.0.0.1:{port}")).1, 0x86);
+    }
+    assert_eq!(runs(), 6);
+    // Blocked: 0x87 at once, even with the right password, from any port, as mapped IPv6.
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"nope"), "127.0.0.1:4").1, 0x87);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "127.0.0.1:5").1, 0x87);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "[::ffff:127.0.0.1]:6").1, 0x87);
+    assert_eq!(runs(), 6, "no hashing for a blocked address");
+    // 3.1.1: 0x05 not authorized.
+    let peer = PeerInfo { remote: "127.0.0.1:7".into(), listener: "t".into(), allow_anonymous: false, cert_username: None };
+    let c = t.b.accept(peer, t.now).unwrap();
+    let mut p = connect_packet(V3_1_1, "d3", true, 0, None);
+    if let Packet::Connect(ref mut k) = p {
+        k.username = Some("dev");
+        k.password = Some(b"pw0");
+    }
+    t.send(c, V3_1_1, p);
+    assert_eq!(t.take(c), hex("20 02 00 05"));
+    // Another address is not affected.
+    assert_eq!(try_connect(&mut t, "e", Some("dev"), Some(b"nope"), "127.0.0.2:1").1, 0x86);
+    assert_eq!(try_connect(&mut t, "e", Some("dev"), Some(b"pw0"), "[::1]:1").1, 0x00);
+    assert_eq!(runs(), 9, "two salts for the wrong password, one for pw0");
+    // A minute after the first failure the address may try again.
+    t.advance(59_999);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "127.0.0.1:8").1, 0x87);
+    t.advance(1);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "127.0.0.1:8").1, 0x00);
+}
