@@ -57,6 +57,13 @@ pub struct Options {
     pub max_sessions: usize,
     /// Milliseconds a new connection may take to send its CONNECT before it is closed.
     pub connect_timeout_ms: u64,
+    /// Failed authentications one remote address may have in a minute (counted from its first
+    /// failure). Beyond it, every CONNECT from that address is refused with CONNACK 0x87 not
+    /// authorized (0x05 in 3.x; 0x80 with `compat.obscure_not_authorized`) before any auth hook
+    /// runs, so it costs no password hashing, until that minute is over. The address is the IP
+    /// without the port (an IPv4-mapped IPv6 address counts as its IPv4 address); at most 1024
+    /// addresses are tracked, the oldest dropped first. 0 means unlimited.
+    pub auth_failures_per_minute: u32,
     /// Size in bytes of one pooled I/O buffer. A connection borrows one for receiving only while it
     /// holds a partial frame, and one for sending only while it has output to flush.
     pub buffer_size: usize,
@@ -198,6 +205,7 @@ impl Default for Options {
             max_clients: 1024,
             max_sessions: 1024,
             connect_timeout_ms: 10_000,
+            auth_failures_per_minute: 10,
             buffer_size: 4096,
             write_batch: 64 * 1024,
             buffer_memory: 8 * 1024 * 1024,

@@ -516,8 +516,8 @@ fn the_default_config_text_round_trips_to_the_defaults() {
     // With the defaults uncommented, the values themselves are parsed: still the defaults.
     let (active, n) = uncomment_defaults(&text);
     assert_eq!(parse(&active).unwrap_or_else(|e| panic!("{e}\n{active}")), expected);
-    // 43 Options keys (3 unset by default) + log_level + fsync.
-    assert_eq!(n, 43 - 3 + 2, "{active}");
+    // 44 Options keys (3 unset by default) + log_level + fsync.
+    assert_eq!(n, 44 - 3 + 2, "{active}");
     assert!(active.contains("\n[limits]\n# Connections held at once; beyond it a new connection is closed at once.\nmax_clients = 1024\n"));
     assert!(active.contains("\n#server_keep_alive = 60\n"));
 

@@ -231,6 +231,14 @@ pub(crate) static KEYS: &[Key] = &[
         max_handshakes
     ),
     key!(
+        "limits",
+        "auth_failures_per_minute",
+        U32,
+        0,
+        "Failed authentications per remote IP per minute; beyond it CONNACK 0x87 without hashing. 0 = unlimited.",
+        auth_failures_per_minute
+    ),
+    key!(
         "mqtt",
         "receive_maximum",
         U16,

@@ -11,6 +11,16 @@
 //!   [`hash_password`] / `edgemq passwd`;
 //! - `remote`: the remote address; matched against both `ip:port` and the bare `ip`.
 //!
+//! **Cost on the event loop.** The password is checked last, only against rules whose other
+//! patterns match. One check runs PBKDF2 at most once per distinct (salt, iterations, length)
+//! among those rules' hashes: rules carrying the same hash (or hashes made with the same salt)
+//! share one derivation, but hashes from separate `edgemq passwd` runs each have their own salt,
+//! so a wrong password tried against N such rules costs N runs. A password that matched a hash
+//! is remembered (as a keyed digest, never in clear; see [`Ledger::pbkdf2_runs`]), so a device
+//! reconnecting with the right password costs no PBKDF2 run; a reloaded ledger starts with
+//! nothing remembered. The broker's `auth_failures_per_minute` bounds the runs a
+//! wrong-password flood from one address can cause.
+//!
 //! **Access control.** `[[acl]]` rules match `client`, `username` and `remote` the same way.
 //! The first rule that matches the client and has a filter matching the topic decides:
 //! - a matching `deny` filter refuses (whatever order the filters are in);
@@ -43,6 +53,7 @@
 //! filters = { "sensors/%c/#" = "readwrite", "config/#" = "read", "sensors/secret/#" = "deny" }
 //! ```
 
+use super::verified::Verified;
 use super::{Access, ClientInfo, Hook, Point, Provides};
 use crate::topics;
 use ring::{hmac, pbkdf2, rand::SecureRandom};
@@ -105,7 +116,8 @@ pub struct AclRule {
 }
 
 /// The ledger: auth rules, ACL rules and the ACL fallback. `Ledger::default()` admits nobody
-/// and allows nothing.
+/// and allows nothing. Besides its rules it holds the passwords it verified (as keyed digests),
+/// which are not part of its value: clones and equality ignore them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ledger {
@@ -118,6 +130,9 @@ pub struct Ledger {
     /// Access control rules, in order.
     #[serde(default)]
     pub acl: Vec<AclRule>,
+    /// Verdicts of passwords against the auth rules' hashes, and the PBKDF2 runs so far.
+    #[serde(skip)]
+    verified: Verified,
 }
 
 /// A ledger file that could not be used: where and why.
@@ -221,18 +236,36 @@ impl Ledger {
         Ok(())
     }
 
-    /// The authentication decision for a client.
-    pub fn auth_ok(&self, client_id: &str, username: Option<&str>, password: Option<&[u8]>, remote: &str) -> bool {
+    /// The authentication decision for a client: the first rule whose patterns all match
+    /// decides; none matching refuses.
+    ///
+    /// Costs at most one PBKDF2 run per distinct (salt, iterations, length) among the hashes of
+    /// the rules whose other patterns match, and none for a password that matched one of these
+    /// hashes before (the ledger remembers up to 256 verdicts, see [`Ledger::pbkdf2_runs`]).
+    pub fn auth_ok(&mut self, client_id: &str, username: Option<&str>, password: Option<&[u8]>, remote: &str) -> bool {
+        let mut check = Check { verified: &mut self.verified, derived: Vec::new(), missed: Vec::new() };
+        let mut decision = false;
         for rule in &self.auth {
             if pattern_ok(rule.client.as_deref(), client_id)
                 && pattern_ok(rule.username.as_deref(), username.unwrap_or(""))
                 && remote_ok(rule.remote.as_deref(), remote)
-                && password_ok(rule.password.as_deref(), password)
+                && check.password_ok(rule.password.as_deref(), password)
             {
-                return rule.allow;
+                decision = rule.allow;
+                break;
             }
         }
-        false
+        decision
+    }
+
+    /// PBKDF2 derivations this ledger has run (each costs its hash's iterations on the event
+    /// loop). A password that matched a hash is remembered, as an HMAC-SHA256 digest under a
+    /// random key (never in clear), together with the hashes it failed against before that
+    /// match in the same check; up to 256 such verdicts, so a device reconnecting with its
+    /// password costs no run. A password that matched nothing is not remembered. A reloaded
+    /// (new) ledger, or a clone, remembers nothing.
+    pub fn pbkdf2_runs(&self) -> u64 {
+        self.verified.runs
     }
 
     /// The ACL decision: may this client read (subscribe with filter `topic`) or write
@@ -335,16 +368,64 @@ fn remote_ok(pattern: Option<&str>, remote: &str) -> bool {
     }
 }
 
-fn password_ok(pattern: Option<&str>, given: Option<&[u8]>) -> bool {
-    let Some(p) = pattern else { return true };
-    let given = given.unwrap_or(b"");
-    if p.starts_with(HASH_PREFIX) {
-        return Hash::parse(p).is_some_and(|h| h.verify(given));
+/// One authentication check: the cache of verified passwords, and what this check learnt.
+struct Check<'a, 'r> {
+    verified: &'a mut Verified,
+    /// (iterations, salt, derived key): one PBKDF2 run per distinct parameters per check.
+    derived: Vec<(NonZeroU32, Vec<u8>, Vec<u8>)>,
+    /// Hashes the password was derived against and did not match, in this check.
+    missed: Vec<&'r str>,
+}
+
+impl<'r> Check<'_, 'r> {
+    fn password_ok(&mut self, pattern: Option<&'r str>, given: Option<&[u8]>) -> bool {
+        let Some(p) = pattern else { return true };
+        let given = given.unwrap_or(b"");
+        if p.starts_with(HASH_PREFIX) {
+            return Hash::parse(p).is_some_and(|h| self.hash_ok(p, &h, given));
+        }
+        if p.contains('*') {
+            return core::str::from_utf8(given).is_ok_and(|g| glob(p, g));
+        }
+        constant_time_eq(p.as_bytes(), given)
     }
-    if p.contains('*') {
-        return core::str::from_utf8(given).is_ok_and(|g| glob(p, g));
+
+    /// `given` against the hash `h` (written `text`): remembered, or derived once per check.
+    /// A match is remembered, and so are the misses before it in this check (so the device
+    /// that has this password skips them too next time); a password matching nothing is not.
+    fn hash_ok(&mut self, text: &'r str, h: &Hash, given: &[u8]) -> bool {
+        if let Some(known) = self.verified.lookup(text, given) {
+            if known {
+                self.remember_misses(given);
+            }
+            return known;
+        }
+        let found = self.derived.iter().position(|(i, s, k)| *i == h.iterations && *s == h.salt && k.len() == h.hash.len());
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let mut key = vec![0u8; h.hash.len()];
+                pbkdf2::derive(pbkdf2::PBKDF2_HMAC_SHA256, h.iterations, &h.salt, given, &mut key);
+                self.verified.runs += 1;
+                self.derived.push((h.iterations, h.salt.clone(), key));
+                self.derived.len() - 1
+            }
+        };
+        let ok = self.derived.get(i).is_some_and(|(_, _, key)| constant_time_eq(&h.hash, key));
+        if ok {
+            self.verified.insert(text, given, true);
+            self.remember_misses(given);
+        } else {
+            self.missed.push(text);
+        }
+        ok
     }
-    constant_time_eq(p.as_bytes(), given)
+
+    fn remember_misses(&mut self, given: &[u8]) {
+        for text in self.missed.drain(..) {
+            self.verified.insert(text, given, false);
+        }
+    }
 }
 
 /// Equality whose time does not depend on where the inputs differ (nor on the length of the
@@ -630,6 +711,63 @@ mod tests {
         assert!(Hash::parse("pbkdf2-sha256$0$AAAA$AAAA").is_none());
         assert!(Hash::parse("pbkdf2-sha256$10$AAAA").is_none());
         assert_eq!(hash_password_with_salt("pw", 1, b"salt"), hash_password_with_salt("pw", 1, b"salt"));
+    }
+
+    /// `n` rules for user `u`, each with a hash of its own password made with `salt(i)`.
+    fn hashed_rules(n: usize, salt: impl Fn(usize) -> Vec<u8>) -> Ledger {
+        let mut text = String::new();
+        for i in 0..n {
+            let h = hash_password_with_salt(&format!("pw{i}"), 50, &salt(i));
+            text.push_str(&format!("[[auth]]\nusername = \"u\"\npassword = \"{h}\"\nallow = true\n"));
+        }
+        Ledger::from_toml(&text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn rules_sharing_salt_and_iterations_cost_one_pbkdf2_run_per_check() {
+        let mut l = hashed_rules(5, |_| b"one salt for all".to_vec());
+        assert!(!l.auth_ok("c", Some("u"), Some(b"wrong"), "127.0.0.1:1"));
+        assert_eq!(l.pbkdf2_runs(), 1, "five candidate rules, one derivation");
+        // The last rule's password: still one run, and the first match decides.
+        assert!(l.auth_ok("c", Some("u"), Some(b"pw4"), "127.0.0.1:1"));
+        assert_eq!(l.pbkdf2_runs(), 2);
+        // Rules whose other patterns do not match cost nothing.
+        assert!(!l.auth_ok("c", Some("v"), Some(b"pw4"), "127.0.0.1:1"));
+        assert_eq!(l.pbkdf2_runs(), 2);
+        // Distinct salts: one run per salt, the documented bound.
+        let mut l = hashed_rules(3, |i| format!("salt number {i}").into_bytes());
+        assert!(!l.auth_ok("c", Some("u"), Some(b"wrong"), "127.0.0.1:1"));
+        assert_eq!(l.pbkdf2_runs(), 3);
+    }
+
+    #[test]
+    fn a_verified_password_is_not_hashed_again_and_a_wrong_one_always_is() {
+        let mut l = hashed_rules(2, |i| format!("salt number {i}").into_bytes());
+        assert!(l.auth_ok("c", Some("u"), Some(b"pw1"), "127.0.0.1:1"));
+        assert_eq!(l.pbkdf2_runs(), 2, "rule 0 fails, rule 1 matches");
+        assert_eq!(l.verified.len(), 2, "the match, and the miss before it");
+        for _ in 0..3 {
+            assert!(l.auth_ok("c2", Some("u"), Some(b"pw1"), "10.0.0.1:2"));
+        }
+        assert_eq!(l.pbkdf2_runs(), 2, "remembered: no run for the same password");
+        assert!(l.auth_ok("c", Some("u"), Some(b"pw0"), "127.0.0.1:1"));
+        assert!(l.auth_ok("c", Some("u"), Some(b"pw0"), "127.0.0.1:1"));
+        assert_eq!(l.pbkdf2_runs(), 3);
+        for _ in 0..2 {
+            assert!(!l.auth_ok("c", Some("u"), Some(b"pw9"), "127.0.0.1:1"));
+        }
+        assert_eq!(l.pbkdf2_runs(), 7, "a password matching nothing is not remembered");
+        assert_eq!(l.verified.len(), 3);
+        // What is remembered is the pair (hash, password): a changed hash misses.
+        let mut changed = hashed_rules(1, |_| b"another salt....".to_vec());
+        changed.verified = core::mem::take(&mut l.verified);
+        assert!(changed.auth_ok("c", Some("u"), Some(b"pw0"), "127.0.0.1:1"));
+        assert_eq!(changed.pbkdf2_runs(), 8);
+        // A clone, like a reloaded ledger, remembers nothing.
+        let mut copy = changed.clone();
+        assert!(copy.auth_ok("c", Some("u"), Some(b"pw0"), "127.0.0.1:1"));
+        assert_eq!((copy.pbkdf2_runs(), copy.verified.len()), (1, 1));
+        assert_eq!(copy, changed, "the cache is not part of the value");
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub mod allow_all;
 pub mod debug;
 pub mod ledger;
+pub mod throttle;
+mod verified;
 pub use allow_all::AllowAll;
 pub use debug::Debug;
 pub use ledger::Ledger;
@@ -391,11 +393,14 @@ struct Entry {
     provides: Provides,
 }
 
-/// The hooks, in the order added.
+/// The hooks, in the order added, and the failed-authentication throttle that guards the
+/// deciders of [`Hook::on_connect_authenticate`] (kept when a hook is replaced: reloading a
+/// ledger does not forgive an address).
 #[derive(Default)]
 pub struct HookChain {
     hooks: Vec<Entry>,
     provides: Provides,
+    pub(crate) throttle: throttle::AuthThrottle,
 }
 
 impl core::fmt::Debug for HookChain {

@@ -5,8 +5,11 @@
 use crate::common::*;
 use edgemq::broker::{ClientId, PeerInfo};
 use edgemq::hooks::ledger::{hash_password_with_salt, Ledger};
+use edgemq::hooks::{ClientInfo, Hook, Point, Provides};
 use edgemq::packets::{self, Packet, Properties, ReasonCode, Subscribe, SubscribeFilters, Version::*};
 use edgemq::Options;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 fn ledger() -> Ledger {
     let alice = hash_password_with_salt("wonderland", 1000, b"0123456789abcdef");
@@ -158,4 +161,104 @@ fn the_inline_client_passes_by_the_acl_and_inject_as_does_not() {
     t.b.inject_as("a1", &pkt, t.now).unwrap();
     assert!(t.take(a).is_empty());
     let _ = ReasonCode::Success;
+}
+
+// ---- password hashing on the loop (issue 13) ----------------------------------------------
+
+/// The ledger as a hook the test can still look into (PBKDF2 runs) and reload.
+struct Shared(Rc<RefCell<Ledger>>);
+
+impl Hook for Shared {
+    fn id(&self) -> &str {
+        "ledger"
+    }
+    fn provides(&self) -> Provides {
+        Provides::of(&[Point::OnConnectAuthenticate])
+    }
+    fn on_connect_authenticate(&mut self, client: &ClientInfo<'_>, password: Option<&[u8]>) -> bool {
+        self.0.borrow_mut().on_connect_authenticate(client, password)
+    }
+}
+
+/// Four rules that all match user `dev`, with hashes of four passwords made with one salt,
+/// then one more with its own salt.
+fn dev_ledger() -> Rc<RefCell<Ledger>> {
+    let mut text = String::new();
+    for (i, salt) in [b"same salt 123456", b"same salt 123456", b"same salt 123456", b"same salt 123456", b"other salt 12345"]
+        .iter()
+        .enumerate()
+    {
+        let h = hash_password_with_salt(&format!("pw{i}"), 200, *salt);
+        text.push_str(&format!("[[auth]]\nusername = \"dev\"\npassword = \"{h}\"\nallow = true\n"));
+    }
+    Rc::new(RefCell::new(Ledger::from_toml(&text, "dev.toml").unwrap()))
+}
+
+fn dev_broker(opts: Options) -> (TestBroker, Rc<RefCell<Ledger>>) {
+    let l = dev_ledger();
+    (TestBroker::with_hooks(opts, vec![Box::new(Shared(l.clone()))]), l)
+}
+
+#[test]
+fn a_connect_matching_several_hashed_rules_derives_once_per_salt() {
+    let (mut t, l) = dev_broker(Options::default());
+    // Wrong password: five candidate rules, two salts, two runs (not five).
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"nope"), "127.0.0.1:1").1, 0x86);
+    assert_eq!(l.borrow().pbkdf2_runs(), 2);
+    // The third rule's password: the first four rules share one derivation.
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw2"), "127.0.0.1:1").1, 0x00);
+    assert_eq!(l.borrow().pbkdf2_runs(), 3);
+}
+
+#[test]
+fn a_reconnect_with_the_same_password_is_not_hashed_and_a_reload_forgets_it() {
+    let (mut t, l) = dev_broker(Options::default());
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw4"), "127.0.0.1:1").1, 0x00);
+    assert_eq!(l.borrow().pbkdf2_runs(), 2, "one run for the shared salt, one for the last rule");
+    for i in 0..5 {
+        let id = format!("d{i}");
+        assert_eq!(try_connect(&mut t, &id, Some("dev"), Some(b"pw4"), "10.1.1.1:9").1, 0x00);
+    }
+    assert_eq!(l.borrow().pbkdf2_runs(), 2, "reconnects cost no PBKDF2 run");
+    // Reloading (SIGHUP replaces the `ledger` hook with a new ledger) forgets every verdict.
+    let reloaded = dev_ledger();
+    assert!(t.b.hooks_mut().replace("ledger", Box::new(Shared(reloaded.clone()))));
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw4"), "127.0.0.1:1").1, 0x00);
+    assert_eq!(reloaded.borrow().pbkdf2_runs(), 2);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw4"), "127.0.0.1:1").1, 0x00);
+    assert_eq!(reloaded.borrow().pbkdf2_runs(), 2);
+}
+
+#[test]
+fn an_address_over_its_failures_per_minute_is_refused_without_hashing() {
+    let (mut t, l) = dev_broker(Options { auth_failures_per_minute: 3, ..Options::default() });
+    let runs = || l.borrow().pbkdf2_runs();
+    for port in 1..=3 {
+        assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"nope"), &format!("127.0.0.1:{port}")).1, 0x86);
+    }
+    assert_eq!(runs(), 6);
+    // Blocked: 0x87 at once, even with the right password, from any port, as mapped IPv6.
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"nope"), "127.0.0.1:4").1, 0x87);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "127.0.0.1:5").1, 0x87);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "[::ffff:127.0.0.1]:6").1, 0x87);
+    assert_eq!(runs(), 6, "no hashing for a blocked address");
+    // 3.1.1: 0x05 not authorized.
+    let peer = PeerInfo { remote: "127.0.0.1:7".into(), listener: "t".into(), allow_anonymous: false, cert_username: None };
+    let c = t.b.accept(peer, t.now).unwrap();
+    let mut p = connect_packet(V3_1_1, "d3", true, 0, None);
+    if let Packet::Connect(ref mut k) = p {
+        k.username = Some("dev");
+        k.password = Some(b"pw0");
+    }
+    t.send(c, V3_1_1, p);
+    assert_eq!(t.take(c), hex("20 02 00 05"));
+    // Another address is not affected.
+    assert_eq!(try_connect(&mut t, "e", Some("dev"), Some(b"nope"), "127.0.0.2:1").1, 0x86);
+    assert_eq!(try_connect(&mut t, "e", Some("dev"), Some(b"pw0"), "[::1]:1").1, 0x00);
+    assert_eq!(runs(), 9, "two salts for the wrong password, one for pw0");
+    // A minute after the first failure the address may try again.
+    t.advance(59_999);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "127.0.0.1:8").1, 0x87);
+    t.advance(1);
+    assert_eq!(try_connect(&mut t, "d", Some("dev"), Some(b"pw0"), "127.0.0.1:8").1, 0x00);
 }

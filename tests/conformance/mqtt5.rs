@@ -359,6 +359,29 @@ fn enhanced_authentication_runs_a_challenge_through_a_hook_and_re_authenticates(
 }
 
 #[test]
+fn failed_enhanced_authentications_count_against_the_address_too() {
+    let mut t = TestBroker::with(Options { auth_failures_per_minute: 2, ..Options::default() });
+    t.b.hooks_mut().add(Box::new(Challenge));
+    let challenge = |t: &mut TestBroker| {
+        let c = t.accept();
+        let mut p = connect_packet(V5, "c", true, 0, None);
+        if let Packet::Connect(ref mut k) = p {
+            k.properties.authentication_method = Some("X-CHALLENGE");
+        }
+        t.send(c, V5, p);
+        (c, t.take(c))
+    };
+    for _ in 0..2 {
+        let (c, out) = challenge(&mut t);
+        assert_eq!(out, encode(V5, auth(ReasonCode::ContinueAuthentication, Some(b"nonce"))));
+        t.send(c, V5, auth(ReasonCode::ContinueAuthentication, Some(b"wrong")));
+        assert_eq!(t.take(c), hex("20 03 00 87 00"));
+    }
+    // The hook is not asked any more: CONNACK 0x87 at once.
+    assert_eq!(challenge(&mut t).1, hex("20 03 00 87 00"));
+}
+
+#[test]
 fn a_client_maximum_packet_size_smaller_than_connack_gets_a_connack_without_properties() {
     let mut t = TestBroker::new();
     let c = t.accept();
