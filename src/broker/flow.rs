@@ -62,7 +62,7 @@ impl Broker {
             None => return,
         };
         if let QosPid::ExactlyOnce(pid) = p.qospid {
-            let pending = self.sessions[key as usize].extra().map(|e| &e.inbound_qos2);
+            let pending = self.sessions.get(key as usize).and_then(|s| s.extra()).map(|e| &e.inbound_qos2);
             if pending.is_some_and(|set| set.contains(pid)) {
                 self.send(id, &Packet::PubRec(Ack::ok(pid)));
                 return;
@@ -99,7 +99,9 @@ impl Broker {
             }
             QosPid::ExactlyOnce(pid) => {
                 if !rc.is_error() {
-                    self.sessions[key as usize].extra_mut().inbound_qos2.insert(pid);
+                    if let Some(s) = self.sessions.get_mut(key as usize) {
+                        s.extra_mut().inbound_qos2.insert(pid);
+                    }
                 }
                 self.send(id, &Packet::PubRec(Ack { pid, reason: rc, properties: Properties::default() }));
             }
@@ -339,7 +341,7 @@ impl Broker {
             if !self.room_or_wait(id, size) {
                 return;
             }
-            let s = &mut self.sessions[key as usize];
+            let Some(s) = self.sessions.get_mut(key as usize) else { return };
             let f = s.flow_mut();
             f.inflight[i].sent = true;
             let entry = f.inflight[i].clone();
@@ -365,7 +367,7 @@ impl Broker {
             if !self.room_or_wait(id, front.msg.cost()) {
                 return;
             }
-            let s = &mut self.sessions[key as usize];
+            let Some(s) = self.sessions.get_mut(key as usize) else { return };
             let Some(d) = s.pop() else { return };
             if !self.send_delivery(id, key, d, now) {
                 return;
@@ -414,7 +416,8 @@ impl Broker {
             self.send_publish(id, &d, None, false, now);
             return true;
         }
-        let s = &mut self.sessions[key as usize];
+        // The session is gone (a hook ended it): nothing to deliver to.
+        let Some(s) = self.sessions.get_mut(key as usize) else { return true };
         let Some(pid) = s.alloc_pid() else {
             // Every identifier is in use: the delivery goes back to the head of the queue.
             let msg = d.msg.clone();
@@ -427,8 +430,9 @@ impl Broker {
         let state = if d.qos == QoS::AtLeastOnce { OutState::AwaitPubAck } else { OutState::AwaitPubRec };
         if self.send_publish(id, &d, Some(pid), false, now) {
             self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
-            let s = &mut self.sessions[key as usize];
-            s.flow_mut().inflight.push_back(Inflight { pid, d, state, sent: true });
+            if let Some(s) = self.sessions.get_mut(key as usize) {
+                s.flow_mut().inflight.push_back(Inflight { pid, d, state, sent: true });
+            }
         }
         true
     }
@@ -500,7 +504,7 @@ impl Broker {
 
     pub(super) fn on_puback(&mut self, id: ClientId, pid: PacketId, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
-        let s = &mut self.sessions[key as usize];
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubAck) { s.take_inflight(pid) } else { None };
         self.notify_complete(id, done);
         self.pump(id, now);
@@ -508,14 +512,13 @@ impl Broker {
 
     pub(super) fn on_pubrec(&mut self, id: ClientId, a: &Ack<'_>, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
-        let s = &mut self.sessions[key as usize];
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
         match s.inflight_mut(a.pid) {
             Some(i) if i.state == OutState::AwaitPubRec || i.state == OutState::AwaitPubComp => {
                 if a.reason.is_error() {
                     // [MQTT-4.3.3-?] a failed PUBREC ends the exchange.
                     if let Some(gone) = s.take_inflight(a.pid) {
-                        if self.hooks.provides(Point::OnQosDropped) {
-                            let s = &self.sessions[key as usize];
+                        if let (true, Some(s)) = (self.hooks.provides(Point::OnQosDropped), self.sessions.get(key as usize)) {
                             let view = gone.d.msg.view();
                             self.hooks.each(Point::OnQosDropped, |h| h.on_qos_dropped(&s.client_id, &view, gone.pid, a.reason));
                         }
@@ -536,7 +539,7 @@ impl Broker {
 
     pub(super) fn on_pubcomp(&mut self, id: ClientId, pid: PacketId, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
-        let s = &mut self.sessions[key as usize];
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubComp) { s.take_inflight(pid) } else { None };
         self.notify_complete(id, done);
         self.pump(id, now);
@@ -544,7 +547,7 @@ impl Broker {
 
     pub(super) fn on_pubrel(&mut self, id: ClientId, pid: PacketId, _now: Instant) {
         let Some(key) = self.session_of(id) else { return };
-        let s = &mut self.sessions[key as usize];
+        let Some(s) = self.sessions.get_mut(key as usize) else { return };
         let found = s.extra_mut_if_any().is_some_and(|e| e.inbound_qos2.remove(pid));
         let v5 = self.conn(id).is_some_and(|c| c.version.is_v5());
         let reason = if found || !v5 { ReasonCode::Success } else { ReasonCode::PacketIdentifierNotFound };

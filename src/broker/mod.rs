@@ -727,8 +727,7 @@ impl Broker {
         }
         let expire = self.sessions.get(key as usize).is_some_and(|s| s.expiry_secs == 0);
         let (info_cid, info_user, remote, listener, version) = {
-            let c = &self.conns[id.slot as usize];
-            let s = &self.sessions[key as usize];
+            let (Some(c), Some(s)) = (self.conns.get(id.slot as usize), self.sessions.get(key as usize)) else { return };
             (s.client_id.clone(), c.username.clone(), c.remote.clone(), c.listener.clone(), c.version)
         };
         let info = ClientInfo {
@@ -1065,7 +1064,7 @@ impl Broker {
         let Some(s) = self.sessions.get(key as usize) else { return };
         if s.expires_at().is_some_and(|t| t <= now) && !self.session_online(key) {
             self.publish_will(key, now);
-            let cid = self.sessions[key as usize].client_id.to_string();
+            let cid = self.sessions.get(key as usize).map(|s| s.client_id.to_string()).unwrap_or_default();
             self.remove_session(key, now);
             self.hooks.each(Point::OnClientExpired, |h| h.on_client_expired(&cid));
         }

@@ -57,7 +57,7 @@ impl Broker {
             }
             let will = c.will.and_then(|w| Some((self.message_from(&w.message, now)?, w.delay_secs)));
             let key = self.new_session(&c.client_id);
-            let s = &mut self.sessions[key as usize];
+            let Some(s) = self.sessions.get_mut(key as usize) else { continue };
             s.expiry_secs = expiry;
             if let Some((msg, delay_secs)) = will {
                 // The client lost its connection in the restart: its will follows its delay
@@ -70,7 +70,9 @@ impl Broker {
             }
             if expiry != u32::MAX {
                 let at = now + Duration::from_secs(expiry as u64);
-                self.sessions[key as usize].extra_mut().expires_at = Some(at);
+                if let Some(s) = self.sessions.get_mut(key as usize) {
+                    s.extra_mut().expires_at = Some(at);
+                }
                 // (the earlier of will and expiry is armed; the other when it fires)
                 self.arm_session_timer(key, at);
             }
@@ -94,7 +96,10 @@ impl Broker {
                 }
             };
             let plain = shared.map_or(sub.filter.as_str(), |s| s.filter);
-            let s = &self.sessions[key as usize];
+            let Some(s) = self.sessions.get(key as usize) else {
+                r.skipped += 1;
+                continue;
+            };
             if topics::validate_filter(plain, self.opts.max_topic_length, self.opts.max_topic_levels).is_err()
                 || sub.retain_handling > 2
                 || s.subs.iter().any(|x| *x.filter == *sub.filter)
@@ -119,7 +124,9 @@ impl Broker {
                 }
             }
             let filter: Box<str> = sub.filter.into();
-            self.sessions[key as usize].subs.push(Subscription { filter, opts, id: sub.identifier });
+            if let Some(s) = self.sessions.get_mut(key as usize) {
+                s.subs.push(Subscription { filter, opts, id: sub.identifier });
+            }
             r.subscriptions += 1;
         }
 
@@ -132,7 +139,10 @@ impl Broker {
                 r.skipped += 1;
                 continue;
             };
-            let s = &mut self.sessions[key as usize];
+            let Some(s) = self.sessions.get_mut(key as usize) else {
+                r.skipped += 1;
+                continue;
+            };
             if s.flow().is_some_and(|f| f.inflight.iter().any(|x| x.pid == pid) || f.inflight.len() >= self.opts.max_inflight as usize) {
                 r.skipped += 1;
                 continue;

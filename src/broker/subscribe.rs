@@ -51,7 +51,7 @@ impl Broker {
             } else if !self.acl_allows(id, plain, Access::Read) {
                 not_authorized
             } else {
-                let s = &self.sessions[key as usize];
+                let Some(s) = self.sessions.get(key as usize) else { return };
                 let exists = s.subs.iter().any(|x| &*x.filter == filter);
                 if !exists && s.subs.len() >= self.opts.max_subscriptions_per_client {
                     ReasonCode::QuotaExceeded
@@ -68,11 +68,12 @@ impl Broker {
                             self.subs.insert(filter, key, entry);
                         }
                     }
-                    let s = &mut self.sessions[key as usize];
-                    let record = Subscription { filter: filter.into(), opts, id: sub_id };
-                    match s.subs.iter_mut().find(|x| &*x.filter == filter) {
-                        Some(x) => *x = record,
-                        None => s.subs.push(record),
+                    if let Some(s) = self.sessions.get_mut(key as usize) {
+                        let record = Subscription { filter: filter.into(), opts, id: sub_id };
+                        match s.subs.iter_mut().find(|x| &*x.filter == filter) {
+                            Some(x) => *x = record,
+                            None => s.subs.push(record),
+                        }
                     }
                     // Retained messages: not for shared subscriptions; retain handling 0 sends
                     // them, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
@@ -118,7 +119,7 @@ impl Broker {
         let mut more_codes: Vec<u8> = Vec::new();
         for filter in u.filters.iter() {
             self.with_client_hooks(id, Point::OnUnsubscribe, |h, info| h.on_unsubscribe(info, filter));
-            let s = &mut self.sessions[key as usize];
+            let Some(s) = self.sessions.get_mut(key as usize) else { return };
             let rc = match s.subs.iter().position(|x| &*x.filter == filter) {
                 Some(i) => {
                     s.subs.remove(i);
