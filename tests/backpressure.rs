@@ -305,3 +305,38 @@ fn a_client_that_never_reads_is_closed_after_the_write_stall_timeout() {
     flood.join().unwrap();
     ping_within(&server.addr, "probe", Duration::from_secs(2));
 }
+
+/// 64 peers each send 250 KiB of a 256 KiB CONNECT and stall. With the default
+/// `max_connect_size` they are refused from the fixed header; with it raised to take them, their
+/// partial frames reserve `buffer_memory` until it is used up and the rest wait. Either way a
+/// publisher/subscriber pair that comes after them is served at once.
+#[test]
+fn stalled_partial_connects_do_not_slow_a_working_pair() {
+    for max_connect_size in [Options::default().max_connect_size, 512 * 1024] {
+        let opts = Options { max_connect_size, ..Options::default() };
+        let server = TestServer::with(opts);
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 0];
+        str_field("big", &mut body);
+        str_field("", &mut body);
+        body.resize(256 * 1024 - 4, b'x');
+        let frame = packet(0x10, &body);
+        let mut stalled = Vec::new();
+        for _ in 0..64 {
+            let mut s = TcpStream::connect(&server.addr).unwrap();
+            let _ = s.write_all(&frame[..250 * 1024]);
+            stalled.push(s);
+        }
+        let t = Instant::now();
+        let mut sub = connect(&server.addr, "sub", None);
+        sub.write_all(&subscribe_bytes("work/1", 1)).unwrap();
+        let mut ack = [0u8; 5];
+        sub.read_exact(&mut ack).unwrap();
+        let mut publ = connect(&server.addr, "pub", None);
+        publ.write_all(&publish_bytes("work/1", 1, 9, b"hello")).unwrap();
+        let got = read_packets(&mut sub, 0x30, 1, Instant::now() + Duration::from_secs(5));
+        assert!(got[0].ends_with(b"hello"));
+        assert_eq!(read_packets(&mut publ, 0x40, 1, Instant::now() + Duration::from_secs(5))[0], [0, 9]);
+        assert!(t.elapsed() < Duration::from_secs(2), "max_connect_size {max_connect_size}: the pair took {:?}", t.elapsed());
+        drop(stalled);
+    }
+}

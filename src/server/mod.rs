@@ -335,9 +335,10 @@ impl Server {
         let Some(l) = self.listeners.get(index) else { return };
         let cert_username = if l.cfg.tls_config().is_some_and(|t| t.cn_as_username) { cn } else { None };
         let peer = PeerInfo { remote, listener: l.name.clone(), allow_anonymous: l.allow_anonymous, cert_username };
-        let id = match self.broker.accept(peer, now) {
-            Ok(id) => id,
-            Err(_) => {
+        let broker = &mut self.broker;
+        let id = match shielded(|| broker.accept(peer, now)) {
+            Some(Ok(id)) => id,
+            _ => {
                 log::warn!("max_clients reached: connection refused");
                 if registered {
                     stream.deregister(self.poll.registry());
@@ -403,7 +404,8 @@ impl Server {
             match side.pending.advance() {
                 Step::Wait => return,
                 Step::Stats(head) => {
-                    let response = http::stats_response(&head, || self.broker.stats(now));
+                    let broker = &self.broker;
+                    let response = http::stats_response(&head, || shielded(|| broker.stats(now)).unwrap_or_default());
                     side.pending.answer(response);
                 }
                 Step::Ready(stream, cn) => {
