@@ -116,16 +116,28 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// CONNECT with a clean session / clean start, no will, no credentials.
 pub fn connect(out: &mut Vec<u8>, v: Version, client_id: &str, keep_alive: u16) {
-    let props = usize::from(v == Version::V5); // one byte: empty property length
+    connect_session(out, v, client_id, keep_alive, true, None);
+}
+
+/// CONNECT with a chosen clean start / clean session flag and, for MQTT 5, an optional Session
+/// Expiry Interval (property 0x11, seconds); no will, no credentials.
+pub fn connect_session(out: &mut Vec<u8>, v: Version, client_id: &str, keep_alive: u16, clean: bool, expiry: Option<u32>) {
+    let expiry = expiry.filter(|_| v == Version::V5);
+    let props_len = if expiry.is_some() { 5 } else { 0 };
+    let props = if v == Version::V5 { 1 + props_len } else { 0 }; // property length byte + properties
     let remaining = 10 + props + 2 + client_id.len();
     out.push(0x10);
     put_varint(out, remaining);
     put_str(out, b"MQTT");
     out.push(v.level());
-    out.push(0x02); // clean session / clean start
+    out.push(if clean { 0x02 } else { 0x00 });
     out.extend_from_slice(&keep_alive.to_be_bytes());
     if v == Version::V5 {
-        out.push(0); // CONNECT properties
+        out.push(props_len as u8);
+        if let Some(secs) = expiry {
+            out.push(0x11);
+            out.extend_from_slice(&secs.to_be_bytes());
+        }
     }
     put_str(out, client_id.as_bytes());
 }
@@ -173,6 +185,13 @@ pub fn pingreq(out: &mut Vec<u8>) {
 /// DISCONNECT, normal (v5 remaining length 0 means reason 0x00).
 pub fn disconnect(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0xE0, 0]);
+}
+
+/// MQTT 5 DISCONNECT, normal, that also ends the session: Session Expiry Interval 0 (allowed
+/// after a CONNECT with a non-zero one [MQTT-3.14.2-2]).
+pub fn disconnect_ending_session(out: &mut Vec<u8>) {
+    //                    type len reason props-len  0x11 = 0 seconds
+    out.extend_from_slice(&[0xE0, 7, 0x00, 5, 0x11, 0, 0, 0, 0]);
 }
 
 /// Bounds-checked reader over one frame's body.
@@ -343,6 +362,19 @@ pub(crate) mod tests {
             let mut out = Vec::new();
             connect(&mut out, Version::V5, "ab", 60);
             assert_eq!(out, hex("10 0f 00 04 4d 51 54 54 05 02 00 3c 00 00 02 61 62"));
+        }
+
+        fn a_persistent_v5_connect_carries_the_session_expiry_property() {
+            let mut out = Vec::new();
+            connect_session(&mut out, Version::V5, "ab", 30, false, Some(3600));
+            //          type len  "MQTT"            lvl flg keepalive props 0x11 = 3600      id "ab"
+            assert_eq!(out, hex("10 14 00 04 4d 51 54 54 05 00 00 1e 05 11 00 00 0e 10 00 02 61 62"));
+        }
+
+        fn a_persistent_v4_connect_only_clears_the_clean_session_flag() {
+            let mut out = Vec::new();
+            connect_session(&mut out, Version::V4, "ab", 60, false, Some(3600));
+            assert_eq!(out, hex("10 0e 00 04 4d 51 54 54 04 00 00 3c 00 02 61 62"));
         }
 
         fn publish_qos1_v5_round_trips_through_decode() {

@@ -59,6 +59,13 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Sequence numbers recorded here but not in `other` (e.g. completed by a publisher but never
+    /// received by a subscriber).
+    pub fn missing_from(&self, other: &Flow) -> u64 {
+        let theirs = |i: usize| other.seen.get(i).copied().unwrap_or(0);
+        self.seen.iter().enumerate().map(|(i, &w)| u64::from((w & !theirs(i)).count_ones())).sum()
+    }
+
     pub fn record(&mut self, seq: u32) -> Arrival {
         let (word, bit) = (seq as usize / 64, 1u64 << (seq % 64));
         if word >= self.seen.len() {
@@ -245,6 +252,19 @@ pub(crate) mod tests {
             totals.add(&t, &[(1, 5), (2, 1), (3, 2)]);
             // publisher 1: 5 sent, 3 unique -> 2 lost; publisher 3 never arrived -> 2 lost
             assert_eq!(totals, Totals { expected: 8, unique: 4, loss: 4, dups: 1, reorders: 0, strays: 0 });
+        }
+
+        fn missing_from_counts_what_one_flow_holds_and_the_other_lacks() {
+            let (mut sent, mut got) = (Flow::default(), Flow::default());
+            for seq in [0, 1, 2, 63, 64, 200] {
+                sent.record(seq);
+            }
+            for seq in [1, 64, 300] {
+                got.record(seq);
+            }
+            assert_eq!(sent.missing_from(&got), 4); // 0, 2, 63, 200
+            assert_eq!(got.missing_from(&sent), 1); // 300
+            assert_eq!(Flow::default().missing_from(&got), 0);
         }
 
         fn messages_from_an_unrouted_publisher_are_strays() {

@@ -36,6 +36,11 @@ fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse().ok())
 }
 
+/// Open file descriptors of process `pid` (entries of `/proc/PID/fd`; needs the same user or root).
+pub fn fd_count(pid: &str) -> Option<usize> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to at least `want` (bounded by the hard limit). Returns the new
 /// soft limit.
 #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
@@ -73,6 +78,13 @@ pub(crate) mod tests {
             assert_eq!(parse_status_kib(status, "VmRSS"), Some(7300));
             assert_eq!(parse_status_kib(status, "VmHWM"), Some(9000));
             assert_eq!(parse_status_kib(status, "VmSwap"), None);
+        }
+
+        fn the_generator_can_count_its_own_open_files() {
+            let before = fd_count("self").expect("/proc/self/fd is readable");
+            let file = fs::File::open("/proc/self/stat").expect("open");
+            assert_eq!(fd_count("self"), Some(before + 1));
+            drop(file);
         }
 
         fn the_generator_can_read_its_own_cpu_time() {
