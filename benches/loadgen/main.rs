@@ -35,6 +35,7 @@ pub(crate) use unit_tests;
 mod codec;
 mod engine;
 mod scenarios;
+mod soak;
 mod stats;
 mod sys;
 
@@ -42,10 +43,11 @@ use codec::Version;
 use engine::Settings;
 use scenarios::{Params, Scenario};
 
-const USAGE: &str = "usage: loadgen --scenario fanin|fanout|pairs|pairs-split|latency|connections|retained [--port 1883] \
+const USAGE: &str = "usage: loadgen --scenario fanin|fanout|pairs|pairs-split|latency|connections|retained|soak [--port 1883] \
 [--qos 0|1|2] [--payload BYTES>=16] [--version 4|5] [--messages N] [--timeout SECS] [--broker-pid PID] \
-[--window N] [--publishers N (fanin)] [--subscribers N (fanout)] [--clients N (pairs, connections)] \
-[--rate MSG/S (latency)] [--drain SECS] | --self-test";
+[--window N] [--publishers N (fanin)] [--subscribers N (fanout)] [--clients N (pairs, connections, soak)] \
+[--rate MSG/S (latency; per publisher in soak)] [--drain SECS] \
+[--duration SECS (soak)] [--flood-rate PINGS/S (soak)] [--stall-abort SECS (soak)] [--seed N (soak)] | --self-test";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
@@ -62,7 +64,12 @@ fn main() -> ExitCode {
     let report = scenarios::run(&params);
     let s = &params.settings;
     let status = if report.failures.is_empty() { "PASS" } else { "FAIL" };
-    println!("loadgen {} against {} (MQTT {}, QoS {}, {} B payload)", params.scenario.name(), s.addr, if s.version == Version::V5 { "5.0" } else { "3.1.1" }, s.qos, s.payload);
+    let soak = params.scenario == Scenario::Soak;
+    if soak {
+        println!("loadgen soak against {} (MQTT 5.0 and 3.1.1, QoS 0/1/2, {} B payload)", s.addr, s.payload);
+    } else {
+        println!("loadgen {} against {} (MQTT {}, QoS {}, {} B payload)", params.scenario.name(), s.addr, if s.version == Version::V5 { "5.0" } else { "3.1.1" }, s.qos, s.payload);
+    }
     for (k, v) in &report.fields {
         println!("  {k:<18} {v}");
     }
@@ -70,7 +77,11 @@ fn main() -> ExitCode {
         println!("  failure: {f}");
     }
     println!("{status}");
-    let head = format!("scenario={} port={} version={} qos={} payload={} messages={}", params.scenario.name(), s.addr.port(), if s.version == Version::V5 { 5 } else { 4 }, s.qos, s.payload, params.messages);
+    let head = if soak {
+        format!("scenario=soak port={} payload={} seed={}", s.addr.port(), s.payload, params.seed)
+    } else {
+        format!("scenario={} port={} version={} qos={} payload={} messages={}", params.scenario.name(), s.addr.port(), if s.version == Version::V5 { 5 } else { 4 }, s.qos, s.payload, params.messages)
+    };
     let fields: Vec<String> = report.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("RESULT {head} {} status={status}", fields.join(" "));
     if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -88,7 +99,12 @@ fn parse(args: &[String]) -> Result<Params, String> {
         fanout_subscribers: 100,
         clients: 0,
         rate: 10_000.0,
+        duration: Duration::from_secs(600),
+        flood_rate: 500_000.0,
+        stall_abort: Duration::from_secs(60),
+        seed: 1,
     };
+    let mut rate_given = false;
     let mut scenario = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -114,13 +130,27 @@ fn parse(args: &[String]) -> Result<Params, String> {
             "--publishers" => p.fanin_publishers = num(100_000)?.max(1) as u32,
             "--subscribers" => p.fanout_subscribers = num(100_000)?.max(1) as u32,
             "--clients" => p.clients = num(100_000)?.max(1) as u32,
-            "--rate" => p.rate = num(10_000_000)?.max(1) as f64,
+            "--rate" => {
+                p.rate = num(10_000_000)?.max(1) as f64;
+                rate_given = true;
+            }
+            "--duration" => p.duration = Duration::from_secs(num(86_400)?.max(10)),
+            "--flood-rate" => p.flood_rate = num(100_000_000)? as f64,
+            "--stall-abort" => p.stall_abort = Duration::from_secs(num(86_400)?.max(3)),
+            "--seed" => p.seed = num(u64::MAX)?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
     p.scenario = scenario.ok_or("--scenario is required")?;
     if p.clients == 0 {
-        p.clients = if p.scenario == Scenario::Connections { 10_000 } else { 100 };
+        p.clients = match p.scenario {
+            Scenario::Connections => 10_000,
+            Scenario::Soak => 500,
+            _ => 100,
+        };
+    }
+    if p.scenario == Scenario::Soak && !rate_given {
+        p.rate = 5.0;
     }
     if p.messages == 0 {
         p.messages = match p.scenario {
@@ -137,7 +167,7 @@ fn parse(args: &[String]) -> Result<Params, String> {
 type Suite = (&'static str, &'static [(&'static str, fn())]);
 
 fn self_test() -> ExitCode {
-    let suites: [Suite; 3] = [("codec", codec::tests::TESTS), ("stats", stats::tests::TESTS), ("sys", sys::tests::TESTS)];
+    let suites: [Suite; 4] = [("codec", codec::tests::TESTS), ("stats", stats::tests::TESTS), ("sys", sys::tests::TESTS), ("soak", soak::tests::TESTS)];
     let (mut passed, mut failed) = (0, 0);
     for (module, tests) in suites {
         for (name, test) in tests {

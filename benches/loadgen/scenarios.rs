@@ -24,10 +24,11 @@ pub enum Scenario {
     Latency,
     Connections,
     Retained,
+    Soak,
 }
 
 impl Scenario {
-    pub const ALL: [(&'static str, Scenario); 7] = [
+    pub const ALL: [(&'static str, Scenario); 8] = [
         ("fanin", Scenario::FanIn),
         ("fanout", Scenario::FanOut),
         ("pairs", Scenario::Pairs),
@@ -35,6 +36,7 @@ impl Scenario {
         ("latency", Scenario::Latency),
         ("connections", Scenario::Connections),
         ("retained", Scenario::Retained),
+        ("soak", Scenario::Soak),
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,8 +59,16 @@ pub struct Params {
     pub fanin_publishers: u32,
     pub fanout_subscribers: u32,
     pub clients: u32,
-    /// Messages per second for the latency scenario.
+    /// Messages per second for the latency scenario; per publisher in the soak.
     pub rate: f64,
+    /// Soak: how long the load runs (setup and the final drain come on top).
+    pub duration: Duration,
+    /// Soak: PINGREQs per second from the flooding attacker.
+    pub flood_rate: f64,
+    /// Soak: a probe check unanswered this long ends the run as a stall.
+    pub stall_abort: Duration,
+    /// Soak: seed of the reproducible random choices (lifecycle times and kinds).
+    pub seed: u64,
 }
 
 /// Named measurements in a fixed order, plus failure reasons.
@@ -88,6 +98,7 @@ pub fn run(p: &Params) -> Report {
     let result = match p.scenario {
         Scenario::Connections => connections(p, &mut r),
         Scenario::Retained => retained(p, &mut r),
+        Scenario::Soak => crate::soak::run(p, &mut r),
         _ => pubsub(p, &mut r),
     };
     if let Err(e) = result {
@@ -166,7 +177,7 @@ fn pubsub(p: &Params, r: &mut Report) -> Result<(), String> {
                 routes.push((i, i));
             }
         }
-        Scenario::Connections | Scenario::Retained => unreachable!("not a pub/sub scenario"),
+        Scenario::Connections | Scenario::Retained | Scenario::Soak => unreachable!("not a pub/sub scenario"),
     }
     r.set("publishers", pubs.len());
     r.set("subscribers", subs.len());
