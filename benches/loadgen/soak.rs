@@ -20,8 +20,10 @@
 //! - **attackers**, reopened 1 s after the broker closes them: one client that floods PINGREQ
 //!   (`--flood-rate` per second, 500,000) with a 4 KiB receive buffer and never reads; clients
 //!   that send a partial frame after CONNECT (a fixed header announcing a large packet, a few
-//!   bytes, then nothing); a few that send a partial CONNECT and stall. The broker may close them
-//!   (that is its defence): the soak counts it and does not fail on it.
+//!   bytes, then nothing); a few that send a partial CONNECT and stall. Every other flood or
+//!   partial-frame attack announces a 10 s keep-alive, the others none, so that only the broker's
+//!   own timeouts (write stall, partial frame) can end them. The broker may close them (that is
+//!   its defence): the soak counts it and does not fail on it.
 //!
 //! Versions alternate: even-numbered clients speak MQTT 5, odd ones 3.1.1. The intervals between
 //! lifecycle events are scaled down for runs shorter than 10 minutes ([`pace`]: 4x faster at
@@ -82,7 +84,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 const FD_LIMIT: Duration = Duration::from_secs(10);
 const SESSION_EXPIRY_S: u32 = 3600;
 const KEEP_ALIVE_S: u16 = 30;
-/// Attackers announce a short keep-alive: a stalled one is the broker's to close after 1.5 x.
+/// Attackers' keep-alive (every other flood or partial-frame attack announces none): a stalled
+/// one is the broker's to close after 1.5 x.
 const ATTACK_KEEP_ALIVE_S: u16 = 10;
 const PUB_WINDOW: usize = 20;
 /// Stop encoding while this much waits to be written (per connection).
@@ -892,7 +895,12 @@ impl<'p> Soak<'p> {
         match role {
             Role::Subscriber | Role::Slow(_) => codec::connect_session(&mut tx, version, id, KEEP_ALIVE_S, false, Some(SESSION_EXPIRY_S)),
             Role::Probe | Role::Publisher => codec::connect_session(&mut tx, version, id, KEEP_ALIVE_S, true, None),
-            Role::Flood | Role::PartialFrame => codec::connect_session(&mut tx, version, id, ATTACK_KEEP_ALIVE_S, true, None),
+            Role::Flood | Role::PartialFrame => {
+                // Every other attack announces no keep-alive: only the broker's own timeouts
+                // (write stall, partial frame) can end it.
+                let keep_alive = if (i + self.clients[i].attacks as usize) % 2 == 0 { ATTACK_KEEP_ALIVE_S } else { 0 };
+                codec::connect_session(&mut tx, version, id, keep_alive, true, None);
+            }
             Role::PartialConnect => {
                 codec::connect_session(&mut tx, version, id, ATTACK_KEEP_ALIVE_S, true, None);
                 tx.truncate(7); // fixed header, "MQTT" half written: then nothing
