@@ -10,6 +10,7 @@ mod connect;
 mod flow;
 mod ids;
 mod inject;
+mod invariants;
 pub mod message;
 mod restore;
 mod subscribe;
