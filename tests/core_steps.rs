@@ -1,6 +1,7 @@
 //! The `core` fuzz target's step interpreter over fixed pseudo-random programs, so a plain
 //! `cargo test` (no nightly) checks the broker's invariants after every step of 2,000 programs
-//! of 200 steps. A failure prints the program's steps; `replay` below runs one from its hex.
+//! of 200 steps. A failure prints the program's steps, and a minimized list; `replay` below runs
+//! a program file the fuzz target saved.
 
 #[path = "common/core_steps.rs"]
 mod core_steps;
@@ -34,12 +35,16 @@ fn random_programs_keep_the_invariants_after_every_step() {
     }
 }
 
-/// A program given as hex (as the fuzz target's crash files are bytes: `xxd -p`).
-#[allow(dead_code)]
-fn replay(hex: &str) -> Result<(), String> {
-    let hex: String = hex.split_whitespace().collect();
-    let bytes: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
-    core_steps::run(&bytes, usize::MAX)
+/// Replays a program the fuzz target saved (tests/fuzz/artifacts/core/crash-*) without nightly:
+/// `EDGEMQ_CORE_PROGRAM=path cargo test --test core_steps replay -- --ignored --nocapture`.
+#[test]
+#[ignore = "replays the file named by EDGEMQ_CORE_PROGRAM"]
+fn replay() {
+    let path = std::env::var("EDGEMQ_CORE_PROGRAM").expect("EDGEMQ_CORE_PROGRAM names a program file");
+    let data = std::fs::read(&path).expect("the program file is readable");
+    if let Err(e) = core_steps::run(&data, usize::MAX) {
+        panic!("{path}: {e}");
+    }
 }
 
 // Reproducers of the known gaps (see `KNOWN_GAP_*` in src/broker/invariants.rs and
