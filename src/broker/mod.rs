@@ -10,6 +10,7 @@ mod connect;
 mod flow;
 mod ids;
 mod inject;
+mod invariants;
 pub mod message;
 mod restore;
 mod subscribe;
@@ -529,6 +530,7 @@ impl Broker {
                 if tx.is_empty() {
                     if let Some(buf) = c.tx.pop() {
                         self.give_buf(buf);
+                        self.account(id);
                     }
                 }
                 return false;
@@ -985,8 +987,11 @@ impl Broker {
     /// is room. The server calls it once per loop turn.
     pub fn retry_budget_waiters(&mut self, now: Instant) {
         self.clock = self.clock.max(now);
-        while !self.budget_waiters.is_empty() && !self.budget_exhausted() {
-            let id = self.budget_waiters.remove(0);
+        if self.budget_waiters.is_empty() || self.budget_exhausted() {
+            return;
+        }
+        // Each once: a connection whose delivery still does not fit lists itself again.
+        for id in core::mem::take(&mut self.budget_waiters) {
             self.pump(id, now);
         }
     }

@@ -20,3 +20,13 @@ for f in "$vectors"/*.hex; do
     n=$((n + 1))
 done
 echo "seeded $n inputs into $corpus"
+
+# tests/fuzz/corpus/core: a few pseudo-random programs (an options byte, then steps; see
+# tests/common/core_steps.rs), the kind tests/core_steps.rs runs, so the fuzzer starts deep.
+corpus="$here/corpus/core"
+mkdir -p "$corpus"
+for i in 1 2 3 4 5 6 7 8; do
+    awk -v seed="$i" 'BEGIN { x = seed * 7919; for (n = 0; n < 1601; n++) { x = (x * 1103515245 + 12345) % 2147483648; printf "%02x", int(x / 65536) % 256 } }' \
+        | xxd -r -p > "$corpus/seed-$i"
+done
+echo "seeded 8 programs into $corpus"
