@@ -20,7 +20,7 @@ use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 /// Token layout. Client tokens are `ClientId::to_u32` (generation << 16 | slot, slot < 65000).
 /// The waker and listeners take the top values, whose low 16 bits are >= 65035. Connections in
@@ -98,7 +98,7 @@ pub struct Server {
     sides: Slab<Side>,
     side_deadlines: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     side_seq: u32,
-    commands: mpsc::Receiver<Command>,
+    commands: handle::Commands,
     handle: Handle,
     epoch: std::time::Instant,
     scratch: Vec<u8>,
@@ -130,7 +130,7 @@ impl Server {
         opts.validate().map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = mpsc::sync_channel(handle::COMMAND_CAPACITY);
+        let (handle, commands) = handle::channel(waker, opts.command_memory(), opts.max_packet_size as usize);
         Ok(Server {
             broker: Broker::new(opts),
             poll,
@@ -139,8 +139,8 @@ impl Server {
             sides: Slab::new(),
             side_deadlines: BinaryHeap::new(),
             side_seq: 0,
-            commands: rx,
-            handle: Handle::new(tx, waker),
+            commands,
+            handle,
             epoch: std::time::Instant::now(),
             scratch: vec![0; 64 * 1024],
             pending_reads: Vec::new(),
