@@ -645,6 +645,19 @@ fn the_worst_case_of_the_defaults_and_every_profile_fits_memory_limit_term_by_te
 }
 
 #[test]
+fn a_listener_whose_handshakes_do_not_fit_memory_limit_is_an_error_at_memory_limit() {
+    let e = error(
+        "[limits]\nmemory_limit = 100663296\nmax_handshakes = 200\n[[listener]]\ntype = \"ws\"\nbind = \"0.0.0.0:8080\"\n",
+    );
+    assert!(e.starts_with("edgemq: /etc/edgemq/edgemq.conf:2:16: key `limits.memory_limit`: expected at least "), "{e}");
+    // 200 x (2 x 64 KiB + 32 KiB) before CONNECT
+    let term = "WebSocket listeners: max_handshakes x (2 x max_connect_size + WS_FIXED_BYTES) = 32768000";
+    assert!(e.contains(&format!("for these bounds and listeners (largest: {term}")), "{e}");
+    // Without the listener the same limits are fine.
+    assert!(parse("[limits]\nmemory_limit = 100663296\nmax_handshakes = 200\n").is_ok());
+}
+
+#[test]
 fn every_conf_file_in_boards_is_a_tested_profile_or_the_default_config() {
     for entry in fs::read_dir(boards_dir()).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();

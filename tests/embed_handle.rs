@@ -268,3 +268,19 @@ fn the_command_channel_is_bounded_in_bytes_too_and_a_command_over_max_packet_siz
         handle.publish("t", &[0; 1023], false, 0).unwrap();
     }
 }
+
+#[test]
+fn a_listener_whose_handshakes_would_pass_memory_limit_is_refused_naming_it() {
+    // 200 WebSocket connections before CONNECT may hold 2 x 64 KiB + 32 KiB each: 31 MiB.
+    let mut server = Server::new(Options { max_handshakes: 200, ..Options::default() }).unwrap();
+    server.add_listener(ListenerConfig::tcp("tcp", "127.0.0.1:0")).unwrap();
+    let e = server.add_listener(ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let e = e.to_string();
+    assert!(e.starts_with("listener `ws`: option `memory_limit`: expected at least"), "{e}");
+    assert!(e.contains("WebSocket listeners: max_handshakes x (2 x max_connect_size + WS_FIXED_BYTES) = 32768000"), "{e}");
+    // The defaults leave room for a TLS and a WebSocket listener.
+    let mut server = Server::new(Options::default()).unwrap();
+    server.add_listener(ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")).unwrap();
+    server.add_listener(ListenerConfig::http("http", "127.0.0.1:0")).unwrap();
+}

@@ -160,7 +160,7 @@ impl Server {
     /// Binds a listener now (TLS files are read now too); the error names it and its address
     /// or file.
     pub fn add_listener(&mut self, cfg: ListenerConfig) -> io::Result<()> {
-        let setup = listeners::setup(&cfg, self.broker.options().max_packet_size as usize)?;
+        let setup = listeners::setup(&cfg, &listeners::Limits::of(self.broker.options()))?;
         let acceptor = listeners::bind(&cfg)?;
         self.add_acceptor(cfg, acceptor, setup)
     }
@@ -177,7 +177,7 @@ impl Server {
         if matches!(cfg.kind, listeners::ListenerKind::Unix { .. }) {
             return Err(io::Error::new(ErrorKind::InvalidInput, "a TCP listener cannot serve a unix listener config"));
         }
-        let setup = listeners::setup(&cfg, self.broker.options().max_packet_size as usize)?;
+        let setup = listeners::setup(&cfg, &listeners::Limits::of(self.broker.options()))?;
         l.set_nonblocking(true)?;
         let acceptor = Acceptor::Tcp(mio::net::TcpListener::from_std(l));
         self.add_acceptor(cfg, acceptor, setup)
@@ -186,6 +186,11 @@ impl Server {
     fn add_acceptor(&mut self, cfg: ListenerConfig, mut acceptor: Acceptor, setup: Setup) -> io::Result<()> {
         if self.listeners.len() >= MAX_LISTENERS {
             return Err(io::Error::new(ErrorKind::InvalidInput, "too many listeners"));
+        }
+        // What the listeners' handshakes may hold counts against memory_limit too.
+        let transports = listeners::transports(self.listeners.iter().map(|l| &l.cfg).chain([&cfg]));
+        if let Err(e) = self.broker.options().check_transports(&transports) {
+            return Err(io::Error::new(ErrorKind::InvalidInput, format!("listener `{}`: {e}", cfg.name)));
         }
         let token = listener_token(self.listeners.len());
         acceptor.register(self.poll.registry(), token)?;
@@ -483,6 +488,9 @@ impl Server {
                         // A bug, not the peer's right: drop this client, keep the loop.
                         let _ = shielded(|| self.broker.disconnect(id, ReasonCode::ImplementationSpecificError, now));
                         return;
+                    }
+                    if self.broker.is_connected(id) {
+                        stream.connected(); // TLS/WebSocket state before CONNECT ends here
                     }
                     total += n;
                     // Deliveries pile up in a subscriber's queue: output goes out before more is
