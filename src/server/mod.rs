@@ -396,6 +396,12 @@ impl Server {
             return;
         }
         entry.insert(Side { pending, listener: index, remote, seq });
+        // Deadlines of handshakes that ended early stay until they are due: dropped here once
+        // they could outnumber the live ones, so a stream of short handshakes cannot grow the heap.
+        if self.side_deadlines.len() > 2 * self.sides.len() + 64 {
+            let sides = &self.sides;
+            self.side_deadlines.retain(|Reverse((_, key, seq))| sides.get(*key).is_some_and(|s| s.seq == *seq));
+        }
         self.side_deadlines.push(Reverse((deadline, key, seq)));
         self.advance_side(key, seq, now);
     }
