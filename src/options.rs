@@ -179,8 +179,9 @@ pub struct Options {
     /// Bytes of topic alias tables all connections hold together, inbound (the client's
     /// aliases, up to `topic_alias_maximum` each) and outbound (ours, up to the client's
     /// maximum), each topic with a fixed overhead ([`crate::broker::cost`]). An inbound alias
-    /// that does not fit gets DISCONNECT 0x97 quota exceeded; an outbound topic that does not
-    /// fit is sent in full, without an alias. A closed connection gives its tables back.
+    /// that does not fit gets DISCONNECT 0x97 quota exceeded; outbound aliases take at most
+    /// half of it (past that a topic is sent in full, without an alias), so ours never crowd
+    /// out the clients'. A closed connection gives its tables back.
     pub max_alias_bytes: usize,
     /// Highest QoS the server supports (0, 1 or 2).
     pub max_qos: u8,

@@ -457,8 +457,11 @@ impl Broker {
             if let Some(&a) = out.get(topic) {
                 alias = Some(a);
                 topic = "";
-            } else if out.len() < max && self.alias_bytes.take(cost::alias_out(topic)) {
-                // Within `max_alias_bytes`; past it the topic goes in full.
+            } else if out.len() < max && self.alias_bytes.used() + cost::alias_out(topic) <= self.alias_bytes.limit() / 2 {
+                // Within the first half of `max_alias_bytes` (the rest stays for the clients'
+                // own aliases, which cannot be refused but by DISCONNECT); past it the topic
+                // goes in full.
+                self.alias_bytes.force(cost::alias_out(topic));
                 let a = out.len() as u16 + 1;
                 out.insert(topic.into(), a);
                 alias = Some(a);
