@@ -114,6 +114,8 @@ max_sessions = 20000
 max_inflight = 100
 max_queued_messages = 1000000
 max_queued_bytes = 1073741824
+queue_memory = 1073741824
+max_subscription_bytes = 268435456
 max_retained_messages = 1000000
 max_retained_bytes = 268435456
 

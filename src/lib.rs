@@ -50,6 +50,7 @@
 #![warn(missing_docs)]
 
 pub mod broker;
+pub mod budget;
 pub mod config;
 pub mod hooks;
 pub mod listeners;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use edgemq::config::{self, Config, FsyncPolicy};
 use edgemq::listeners::{ListenerConfig, ListenerKind};
-use edgemq::options::QueueFullPolicy;
+use edgemq::options::{QueueFullPolicy, Transports};
 use edgemq::Options;
 
 const ORIGIN: &str = "/etc/edgemq/edgemq.conf";
@@ -160,7 +160,8 @@ fn memory_limit_below_the_worst_case_is_an_error_giving_the_worst_case() {
         error(text),
         format!(
             "edgemq: /etc/edgemq/edgemq.conf:2:16: key `limits.memory_limit`: expected at least {worst} bytes for \
-             these bounds (or lower max_sessions, max_queued_bytes, buffer_memory or max_retained_bytes), found 1048576"
+             these bounds (largest: queue_memory = 25165824; connection buffers: max_clients x 3 x buffer_size = 12582912; \
+             buffer_memory = 8388608), found 1048576"
         )
     );
 }
@@ -516,8 +517,8 @@ fn the_default_config_text_round_trips_to_the_defaults() {
     // With the defaults uncommented, the values themselves are parsed: still the defaults.
     let (active, n) = uncomment_defaults(&text);
     assert_eq!(parse(&active).unwrap_or_else(|e| panic!("{e}\n{active}")), expected);
-    // 44 Options keys (3 unset by default) + log_level + fsync.
-    assert_eq!(n, 44 - 3 + 2, "{active}");
+    // 49 Options keys (3 unset by default) + log_level + fsync.
+    assert_eq!(n, 49 - 3 + 2, "{active}");
     assert!(active.contains("\n[limits]\n# Connections held at once; beyond it a new connection is closed at once.\nmax_clients = 1024\n"));
     assert!(active.contains("\n#server_keep_alive = 60\n"));
 
@@ -599,6 +600,61 @@ fn every_board_profile_parses_and_its_worst_case_fits_its_memory_limit() {
         let conf = write(&dir, "edgemq.conf", &format!("include = {:?}\n", path.display().to_string()));
         assert_eq!(&config::load(&conf).unwrap().options, o);
     }
+}
+
+/// Prints the worst case of `o` term by term and returns its sum.
+fn print_terms(name: &str, o: &Options, transports: &Transports) -> usize {
+    let mut terms = o.memory_terms();
+    terms.extend(o.transport_terms(transports));
+    let total: usize = terms.iter().map(|(_, b)| b).sum();
+    println!("{name}: worst case {total} bytes ({:.1} MiB) of memory_limit {} ({:.1} MiB)", mib(total), o.memory_limit, mib(o.memory_limit));
+    for (term, bytes) in &terms {
+        println!("  {bytes:>11}  {:>7.2} MiB  {term}", mib(*bytes));
+    }
+    total
+}
+
+fn mib(b: usize) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
+/// A TLS and a WebSocket listener: what the defaults and every profile leave room for under
+/// memory_limit (each `max_handshakes` connections in a handshake or before CONNECT).
+const TLS_AND_WS: Transports = Transports { tls: 1, ws: 1, wss: 0, http: 0 };
+
+#[test]
+fn the_worst_case_of_the_defaults_and_every_profile_fits_memory_limit_term_by_term() {
+    let defaults = Options::default();
+    // With no listener, with a TLS and a WebSocket listener (the default's headroom), and
+    // validate() agrees with the sum.
+    let bare = print_terms("Options::default()", &defaults, &Transports::default());
+    assert_eq!(bare, defaults.worst_case_memory());
+    assert!(bare <= defaults.memory_limit, "defaults: {bare} > {}", defaults.memory_limit);
+    assert!(print_terms("Options::default() + tls + ws", &defaults, &TLS_AND_WS) <= defaults.memory_limit);
+    assert_eq!(defaults.check_transports(&TLS_AND_WS), Ok(()));
+    for (file, _) in PROFILES {
+        let o = config::load(&boards_dir().join(file)).unwrap_or_else(|e| panic!("{e}")).options;
+        let total = print_terms(&format!("{file} + tls + ws"), &o, &TLS_AND_WS);
+        assert!(total <= o.memory_limit, "{file}: worst case {total} > memory_limit {}", o.memory_limit);
+        assert_eq!(o.check_transports(&TLS_AND_WS), Ok(()));
+        // Every term that scales with a runtime budget is named after its option.
+        for key in ["queue_memory", "max_subscription_bytes", "max_will_bytes", "max_alias_bytes", "max_retained_bytes", "buffer_memory"] {
+            assert!(o.memory_terms().iter().any(|(t, _)| *t == key), "{file}: no term {key}");
+        }
+    }
+}
+
+#[test]
+fn a_listener_whose_handshakes_do_not_fit_memory_limit_is_an_error_at_memory_limit() {
+    let e = error(
+        "[limits]\nmemory_limit = 100663296\nmax_handshakes = 200\n[[listener]]\ntype = \"ws\"\nbind = \"0.0.0.0:8080\"\n",
+    );
+    assert!(e.starts_with("edgemq: /etc/edgemq/edgemq.conf:2:16: key `limits.memory_limit`: expected at least "), "{e}");
+    // 200 x (2 x 64 KiB + 32 KiB) before CONNECT
+    let term = "WebSocket listeners: max_handshakes x (2 x max_connect_size + WS_FIXED_BYTES) = 32768000";
+    assert!(e.contains(&format!("for these bounds and listeners (largest: {term}")), "{e}");
+    // Without the listener the same limits are fine.
+    assert!(parse("[limits]\nmemory_limit = 100663296\nmax_handshakes = 200\n").is_ok());
 }
 
 #[test]

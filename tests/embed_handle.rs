@@ -241,3 +241,46 @@ fn a_full_command_channel_is_an_error_naming_its_bound_not_a_block() {
     drop(server);
     assert_eq!(handle.publish("t", b"late", false, 0), Err(HandleError::Stopped));
 }
+
+#[test]
+fn the_command_channel_is_bounded_in_bytes_too_and_a_command_over_max_packet_size_is_refused() {
+    use edgemq::server::{HandleError, COMMAND_CAPACITY};
+    let opts = Options { max_packet_size: 1024, buffer_memory: 64 * 1024, queue_memory: 1 << 20, ..Options::default() };
+    assert_eq!(opts.command_memory(), 4 * 1024);
+    let mut server = Server::new(opts).unwrap();
+    let handle = server.handle();
+    // One command carries at most max_packet_size bytes (topic and payload): never sent.
+    let too_large = HandleError::TooLarge { limit: 1024 };
+    assert_eq!(handle.publish("t", &[0; 1024], false, 0), Err(too_large));
+    assert_eq!(handle.inject(vec![0; 1025]), Err(too_large));
+    assert_eq!(std::io::Error::from(too_large).kind(), ErrorKind::InvalidInput);
+    // Waiting commands carry at most command_memory bytes together: the fifth 1 KiB one finds
+    // the channel full long before COMMAND_CAPACITY commands wait.
+    for _ in 0..4 {
+        handle.publish("t", &[0; 1023], false, 0).unwrap();
+    }
+    assert_eq!(handle.publish("t", &[0; 1023], false, 0), Err(HandleError::Full { capacity: COMMAND_CAPACITY }));
+    handle.publish("", &[], false, 0).unwrap(); // an empty one still fits
+    handle.stop().unwrap();
+    // The loop takes them and gives their bytes back.
+    server.serve().unwrap();
+    for _ in 0..4 {
+        handle.publish("t", &[0; 1023], false, 0).unwrap();
+    }
+}
+
+#[test]
+fn a_listener_whose_handshakes_would_pass_memory_limit_is_refused_naming_it() {
+    // 200 WebSocket connections before CONNECT may hold 2 x 64 KiB + 32 KiB each: 31 MiB.
+    let mut server = Server::new(Options { max_handshakes: 200, ..Options::default() }).unwrap();
+    server.add_listener(ListenerConfig::tcp("tcp", "127.0.0.1:0")).unwrap();
+    let e = server.add_listener(ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let e = e.to_string();
+    assert!(e.starts_with("listener `ws`: option `memory_limit`: expected at least"), "{e}");
+    assert!(e.contains("WebSocket listeners: max_handshakes x (2 x max_connect_size + WS_FIXED_BYTES) = 32768000"), "{e}");
+    // The defaults leave room for a TLS and a WebSocket listener.
+    let mut server = Server::new(Options::default()).unwrap();
+    server.add_listener(ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")).unwrap();
+    server.add_listener(ListenerConfig::http("http", "127.0.0.1:0")).unwrap();
+}

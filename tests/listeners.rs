@@ -159,11 +159,15 @@ fn start(listeners: Vec<ListenerConfig>) -> Running {
 /// Builds the server on its own thread (the server is not `Send`: hooks and shared payloads
 /// stay on the loop thread) and returns its handle and addresses.
 fn start_with(listeners: Vec<ListenerConfig>, more: impl FnOnce(&mut Server) + Send + 'static) -> Running {
+    start_with_options(Options::default(), listeners, more)
+}
+
+fn start_with_options(opts: Options, listeners: Vec<ListenerConfig>, more: impl FnOnce(&mut Server) + Send + 'static) -> Running {
     let usernames = Usernames::default();
     let hook = usernames.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let mut server = Server::new(Options::default()).unwrap();
+        let mut server = Server::new(opts).unwrap();
         server.add_hook(hook);
         server.add_hook(edgemq::hooks::AllowAll);
         for l in listeners {
@@ -571,6 +575,41 @@ fn http_exchange(addr: &str, request: &[u8]) -> String {
 
 fn status_line(resp: &str) -> &str {
     resp.lines().next().unwrap_or("")
+}
+
+#[test]
+fn before_connect_a_websocket_message_is_held_to_max_connect_size_and_a_listener_to_max_handshakes_connections() {
+    let opts = Options { max_connect_size: 1024, max_handshakes: 2, ..Options::default() };
+    let srv = start_with_options(opts, vec![ListenerConfig::ws("ws", "127.0.0.1:0", "/mqtt")], |_| {});
+    let addr = srv.addr(0);
+    // Before CONNECT a message (or frame) over max_connect_size closes the connection:
+    // tungstenite never holds more for a peer that has not sent its CONNECT.
+    // (A CONNECT and 600 PINGREQs in one message: valid MQTT, 1,200 bytes of it before CONNACK.)
+    let mut big = ws_connect(addr, "/mqtt");
+    let message = [connect("ws-x"), PINGREQ.repeat(600)].concat();
+    big.send_frames(&[&message]);
+    assert!(read_packet(&mut big).is_err(), "a 1,200-byte message before CONNECT was taken");
+    // After CONNECT, messages as large as packets.
+    let mut c = ws_connect(addr, "/mqtt");
+    mqtt_session(&mut c, "ws-big", "ws/big");
+    echo(&mut c, "ws/big", &[7; 20_000]);
+    // Two connections upgraded but without CONNECT take the listener's two places; a third is
+    // closed at once (before its upgrade is answered)...
+    let deadline = Instant::now() + WAIT;
+    let (mut a, _b) = loop {
+        // (the closed connection above gives its place back as the server notices)
+        let a = ws_connect(addr, "/mqtt");
+        let b = ws_connect(addr, "/mqtt");
+        if tungstenite::client(ws_request(&format!("ws://{addr}/mqtt"), Some("mqtt")), tcp(addr)).is_err() {
+            break (a, b);
+        }
+        assert!(Instant::now() < deadline, "a third connection before CONNECT was upgraded");
+    };
+    // ...until one of them CONNECTs: its place is free again.
+    mqtt_session(&mut a, "ws-a", "ws/a");
+    let mut d = ws_connect(addr, "/mqtt");
+    mqtt_session(&mut d, "ws-d", "ws/d");
+    echo(&mut c, "ws/big", b"still served");
 }
 
 #[test]

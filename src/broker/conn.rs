@@ -148,6 +148,9 @@ pub(crate) struct ConnExtra {
     pub(crate) aliases_in: Vec<Option<Box<str>>>,
     /// Outbound topic aliases we assigned.
     pub(crate) aliases_out: HashMap<Box<str>, u16>,
+    /// Bytes of both alias tables counted in the broker's `max_alias_bytes` budget, given back
+    /// when the connection is released.
+    pub(crate) alias_bytes: usize,
     /// Authentication method of an enhanced authentication in progress or done.
     pub(crate) auth_method: Option<Box<str>>,
     /// The CONNECT being authenticated (raw bytes, decoded again when the exchange succeeds).

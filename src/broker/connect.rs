@@ -2,7 +2,7 @@
 
 use super::conn::ConnState;
 use super::message::Message;
-use super::{Broker, ClientId};
+use super::{cost, Broker, ClientId};
 use crate::hooks::{AuthStep, ClientInfo, Point};
 use crate::packets::{ConnAck, Connect, Disconnect, Packet, Properties, QoS, ReasonCode, Version};
 use crate::session::{Session, WillMessage};
@@ -29,6 +29,20 @@ impl Broker {
             if w.retain && !self.opts.retain_available {
                 return self.refuse(id, ReasonCode::RetainNotSupported, now);
             }
+        }
+        // What the connection and its session keep of the CONNECT is bounded by max_id_length:
+        // a longer client identifier is refused with 0x85 [MQTT-3.1.3-8] (0x02 in 3.x), a
+        // longer user name with 0x86 (0x04), a longer authentication method with 0x8C (0x05).
+        let max_id = self.opts.max_id_length;
+        if c.client_id.len() > max_id {
+            return self.refuse(id, ReasonCode::ClientIdentifierNotValid, now);
+        }
+        let cert_too_long = self.conn(id).and_then(|k| k.cert_username()).is_some_and(|u| u.len() > max_id);
+        if cert_too_long || c.username.is_some_and(|u| u.len() > max_id) {
+            return self.refuse(id, ReasonCode::BadUserNameOrPassword, now);
+        }
+        if c.properties.authentication_method.is_some_and(|m| m.len() > max_id) {
+            return self.refuse(id, ReasonCode::BadAuthenticationMethod, now);
         }
         let client_id: &str = assigned.as_deref().unwrap_or(c.client_id);
         let (remote, listener, allow_anon, cert_user) = match self.conn_mut(id) {
@@ -58,6 +72,11 @@ impl Broker {
                 AuthStep::NotMine => return self.refuse(id, ReasonCode::BadAuthenticationMethod, now),
                 AuthStep::Fail(rc) => return self.refuse_credentials(id, rc, now),
                 AuthStep::Continue(data) => {
+                    // The CONNECT is kept until the exchange ends: at most max_handshakes of
+                    // them across the broker, one more gets 0x97.
+                    if self.authenticating >= self.opts.max_handshakes {
+                        return self.refuse(id, ReasonCode::QuotaExceeded, now);
+                    }
                     let mut raw = Vec::new();
                     if pkt.encode(v, &mut raw).is_err() {
                         return self.refuse(id, ReasonCode::UnspecifiedError, now);
@@ -67,6 +86,7 @@ impl Broker {
                         let e = k.extra_mut();
                         e.auth_method = Some(method.into());
                         e.pending_connect = Some(raw.into());
+                        self.authenticating += 1;
                     }
                     return self.send_auth(id, ReasonCode::ContinueAuthentication, method, Some(&data));
                 }
@@ -147,6 +167,30 @@ impl Broker {
             return self.close_now(id, ReasonCode::UseAnotherServer, now);
         }
 
+        // The will is held until it is sent or discarded: within `max_will_bytes`, counting the
+        // session's old will as gone (a reconnect replaces it [MQTT-3.1.3-9]). 0x97, 0x03 in 3.x.
+        let max_qos = self.opts.max_qos;
+        let will = c.will.map(|w| {
+            let msg = Message {
+                topic: w.topic.into(),
+                payload: w.payload.into(),
+                qos: QoS::from_u8(w.qos.as_u8().min(max_qos)).unwrap_or(QoS::AtMostOnce),
+                retain: w.retain && self.opts.retain_available,
+                props: Message::props_from(&w.properties),
+                expires_at: w.properties.message_expiry_interval.map(|e| now + crate::time::Duration::from_secs(e as u64)),
+                has_expiry: w.properties.message_expiry_interval.is_some(),
+                origin: None,
+            };
+            (msg, w.properties.will_delay_interval.unwrap_or(0))
+        });
+        if let Some((msg, _)) = &will {
+            let existing = self.by_client_id.get(client_id, &self.sessions);
+            let old = existing.and_then(|k| self.sessions.get(k as usize)?.will().map(cost::will)).unwrap_or(0);
+            if !self.will_bytes.fits_replacing(old, msg.cost()) {
+                return self.refuse(id, ReasonCode::QuotaExceeded, now);
+            }
+        }
+
         // Take-over: a connected client with the same id is disconnected [MQTT-3.1.4-3].
         let existing = self.by_client_id.get(client_id, &self.sessions);
         if let Some(key) = existing {
@@ -186,20 +230,7 @@ impl Broker {
             self.opts.v3_session_expiry()
         };
         let expiry = requested_expiry.min(self.opts.max_session_expiry);
-        let max_qos = self.opts.max_qos;
-        let will = c.will.map(|w| {
-            let msg = Message {
-                topic: w.topic.into(),
-                payload: w.payload.into(),
-                qos: QoS::from_u8(w.qos.as_u8().min(max_qos)).unwrap_or(QoS::AtMostOnce),
-                retain: w.retain && self.opts.retain_available,
-                props: Message::props_from(&w.properties),
-                expires_at: w.properties.message_expiry_interval.map(|e| now + crate::time::Duration::from_secs(e as u64)),
-                has_expiry: w.properties.message_expiry_interval.is_some(),
-                origin: Some(key),
-            };
-            WillMessage { msg: Rc::new(msg), delay_secs: w.properties.will_delay_interval.unwrap_or(0) }
-        });
+        let will = will.map(|(msg, delay_secs)| WillMessage { msg: Rc::new(Message { origin: Some(key), ..msg }), delay_secs });
         if let Some(s) = self.sessions.get_mut(key as usize) {
             s.conn = Some(id);
             s.expiry_secs = expiry;
@@ -208,7 +239,7 @@ impl Broker {
                 e.expires_at = None;
                 // [MQTT-3.1.3-9] a reconnect before the will delay passes cancels the old will.
                 e.will_at = None;
-                e.will = will;
+                s.set_will(will, &mut self.will_bytes);
             }
         }
 
@@ -244,7 +275,8 @@ impl Broker {
             }
             if let Some(e) = k.extra.as_mut() {
                 e.aliases_in = Vec::new();
-                e.pending_connect = None;
+                // (taken already when the exchange succeeded; kept for the accounting)
+                debug_assert!(e.pending_connect.is_none());
                 e.auth_method = None;
             }
             if let Some(m) = p.authentication_method {
@@ -332,6 +364,7 @@ impl Broker {
             }
             (ConnState::Authenticating, AuthStep::Success(data)) => {
                 let Some(raw) = self.conn_mut(id).and_then(|k| k.extra.as_mut()?.pending_connect.take()) else { return };
+                self.authenticating = self.authenticating.saturating_sub(1);
                 let Ok(Some((Packet::Connect(c), _))) = crate::packets::decode(&raw, Version::V5, u32::MAX) else {
                     return self.refuse(id, ReasonCode::UnspecifiedError, now);
                 };

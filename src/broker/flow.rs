@@ -3,7 +3,7 @@
 
 use super::conn::ConnState;
 use super::message::{Message, MessageRef};
-use super::{Broker, ClientId, OutRoom};
+use super::{cost, Broker, ClientId, OutRoom};
 use crate::hooks::{Access, ClientInfo, MessageView, Point, Selected};
 use crate::options::QueueFullPolicy;
 use crate::packets::{Ack, Packet, PacketId, Properties, Publish, QoS, QosPid, ReasonCode};
@@ -27,7 +27,7 @@ impl Broker {
             if alias == 0 || alias > max {
                 return self.protocol_error(id, ReasonCode::TopicAliasInvalid, now);
             }
-            let Some(c) = self.conn_mut(id) else { return };
+            let Some(c) = self.conns.get_mut(id.slot as usize).filter(|c| c.id == id) else { return };
             let idx = alias as usize - 1;
             if p.topic.is_empty() {
                 match c.extra.as_ref().and_then(|e| e.aliases_in.get(idx)).and_then(|t| t.as_deref()) {
@@ -35,7 +35,17 @@ impl Broker {
                     None => return self.protocol_error(id, ReasonCode::ProtocolError, now),
                 }
             } else {
-                let aliases = &mut c.extra_mut().aliases_in;
+                // The table and its topics come out of `max_alias_bytes`: one that does not fit
+                // is refused with 0x97 rather than forgotten (an alias the client set and we
+                // forgot would make its next PUBLISH a protocol error).
+                let e = c.extra_mut();
+                let slots = (idx + 1).saturating_sub(e.aliases_in.len()) * cost::ALIAS_SLOT;
+                let old = e.aliases_in.get(idx).and_then(|t| t.as_deref()).map_or(0, cost::alias_in);
+                if !self.alias_bytes.swap(old, slots + cost::alias_in(p.topic)) {
+                    return self.protocol_error(id, ReasonCode::QuotaExceeded, now);
+                }
+                e.alias_bytes = e.alias_bytes - old + slots + cost::alias_in(p.topic);
+                let aliases = &mut e.aliases_in;
                 if aliases.len() <= idx {
                     aliases.resize(idx + 1, None);
                 }
@@ -157,11 +167,11 @@ impl Broker {
     pub(crate) fn store_retained(&mut self, msg: &MessageRef) {
         if msg.payload.is_empty() {
             if let Some(old) = self.retained.remove(&msg.topic) {
-                self.retained_bytes -= old.cost().min(self.retained_bytes);
+                self.retained_bytes -= cost::retained(&old).min(self.retained_bytes);
             }
         } else {
-            let cost = msg.cost();
-            let old_cost = self.retained.get(&msg.topic).map_or(0, |m| m.cost());
+            let cost = cost::retained(msg);
+            let old_cost = self.retained.get(&msg.topic).map_or(0, |m| cost::retained(m));
             let new_topic = old_cost == 0;
             if (new_topic && self.retained.len() >= self.opts.max_retained_messages)
                 || self.retained_bytes - old_cost + cost > self.opts.max_retained_bytes
@@ -291,7 +301,7 @@ impl Broker {
         let msg = self.hooks.provides(Point::OnPublishDropped).then(|| d.msg.clone());
         match o.queue_full_policy {
             QueueFullPolicy::Disconnect if d.qos != QoS::AtMostOnce => {
-                if s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, false).is_err() {
+                if s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, false, &mut self.queued).is_err() {
                     self.stats.messages_dropped += 1;
                     if let Some(m) = msg {
                         self.notify_dropped(key, &m);
@@ -302,7 +312,7 @@ impl Broker {
                     return;
                 }
             }
-            policy => match s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest) {
+            policy => match s.enqueue(d, o.max_queued_messages, o.max_queued_bytes, policy == QueueFullPolicy::DropOldest, &mut self.queued) {
                 Ok(()) => {}
                 Err(QueueFull::DroppedNew) => {
                     self.stats.messages_dropped += 1;
@@ -368,7 +378,7 @@ impl Broker {
                 return;
             }
             let Some(s) = self.sessions.get_mut(key as usize) else { return };
-            let Some(d) = s.pop() else { return };
+            let Some(d) = s.pop(&mut self.queued) else { return };
             if !self.send_delivery(id, key, d, now) {
                 return;
             }
@@ -398,6 +408,10 @@ impl Broker {
         if c.state != ConnState::Connected || self.out_room(c, d.msg.cost()) != OutRoom::Yes {
             return false;
         }
+        // A QoS 1/2 message is held until acknowledged: only with room in `queue_memory`.
+        if qos != QoS::AtMostOnce && !self.queued.fits(d.cost()) {
+            return false;
+        }
         let Some(s) = self.sessions.get_mut(key as usize) else { return false };
         s.flow().is_none_or(|f| f.queue.is_empty() && (qos == QoS::AtMostOnce || f.inflight.len() < window)) && s.next_unsent().is_none()
     }
@@ -421,9 +435,7 @@ impl Broker {
         let Some(pid) = s.alloc_pid() else {
             // Every identifier is in use: the delivery goes back to the head of the queue.
             let msg = d.msg.clone();
-            let f = s.flow_mut();
-            f.queued_bytes += d.msg.cost();
-            f.queue.push_front(d);
+            s.requeue_front(d, &mut self.queued);
             self.with_client_hooks(id, Point::OnPacketIdExhausted, |h, info| h.on_packet_id_exhausted(info, &msg.view()));
             return false;
         };
@@ -431,7 +443,7 @@ impl Broker {
         if self.send_publish(id, &d, Some(pid), false, now) {
             self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &d.msg.view(), pid, false));
             if let Some(s) = self.sessions.get_mut(key as usize) {
-                s.flow_mut().inflight.push_back(Inflight { pid, d, state, sent: true });
+                s.push_inflight(Inflight { pid, d, state, sent: true }, &mut self.queued);
             }
         }
         true
@@ -449,10 +461,15 @@ impl Broker {
             if let Some(&a) = out.get(topic) {
                 alias = Some(a);
                 topic = "";
-            } else if out.len() < max {
+            } else if out.len() < max && self.alias_bytes.used() + cost::alias_out(topic) <= self.alias_bytes.limit() / 2 {
+                // Within the first half of `max_alias_bytes` (the rest stays for the clients'
+                // own aliases, which cannot be refused but by DISCONNECT); past it the topic
+                // goes in full.
+                self.alias_bytes.force(cost::alias_out(topic));
                 let a = out.len() as u16 + 1;
                 out.insert(topic.into(), a);
                 alias = Some(a);
+                c.extra_mut().alias_bytes += cost::alias_out(topic);
             }
         }
         let mut properties = d.msg.properties(now, d.sub_ids.as_slice());
@@ -471,7 +488,10 @@ impl Broker {
             self.stats.messages_dropped += 1;
             if let Some(c) = self.conns.get_mut(id.slot as usize) {
                 if let (Some(_), false, Some(e)) = (alias, topic.is_empty(), c.extra.as_mut()) {
-                    e.aliases_out.remove(&*d.msg.topic);
+                    if e.aliases_out.remove(&*d.msg.topic).is_some() {
+                        e.alias_bytes -= cost::alias_out(&d.msg.topic);
+                        self.alias_bytes.give(cost::alias_out(&d.msg.topic));
+                    }
                 }
                 if let Some(key) = c.session() {
                     self.notify_dropped(key, &d.msg);
@@ -505,7 +525,7 @@ impl Broker {
     pub(super) fn on_puback(&mut self, id: ClientId, pid: PacketId, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
-        let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubAck) { s.take_inflight(pid) } else { None };
+        let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubAck) { s.take_inflight(pid, &mut self.queued) } else { None };
         self.notify_complete(id, done);
         self.pump(id, now);
     }
@@ -517,7 +537,7 @@ impl Broker {
             Some(i) if i.state == OutState::AwaitPubRec || i.state == OutState::AwaitPubComp => {
                 if a.reason.is_error() {
                     // [MQTT-4.3.3-?] a failed PUBREC ends the exchange.
-                    if let Some(gone) = s.take_inflight(a.pid) {
+                    if let Some(gone) = s.take_inflight(a.pid, &mut self.queued) {
                         if let (true, Some(s)) = (self.hooks.provides(Point::OnQosDropped), self.sessions.get(key as usize)) {
                             let view = gone.d.msg.view();
                             self.hooks.each(Point::OnQosDropped, |h| h.on_qos_dropped(&s.client_id, &view, gone.pid, a.reason));
@@ -540,7 +560,7 @@ impl Broker {
     pub(super) fn on_pubcomp(&mut self, id: ClientId, pid: PacketId, now: Instant) {
         let Some(key) = self.session_of(id) else { return };
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
-        let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubComp) { s.take_inflight(pid) } else { None };
+        let done = if s.inflight_mut(pid).is_some_and(|i| i.state == OutState::AwaitPubComp) { s.take_inflight(pid, &mut self.queued) } else { None };
         self.notify_complete(id, done);
         self.pump(id, now);
     }

@@ -290,7 +290,7 @@ impl Broker {
         if f.queue.len() > o.max_queued_messages {
             return Err(format!("session {key} ({name:?}) queues {} messages", f.queue.len()));
         }
-        let bytes: usize = f.queue.iter().map(|d| d.msg.cost()).sum();
+        let bytes: usize = f.queue.iter().map(|d| d.cost()).sum();
         if bytes != f.queued_bytes {
             return Err(format!("session {key} ({name:?}) counts {} queued bytes, holds {bytes}", f.queued_bytes));
         }
@@ -371,7 +371,7 @@ impl Broker {
         for filter in ["#", "$SYS/#"] {
             self.retained.for_each_match(filter, |_, m| {
                 n += 1;
-                bytes += m.cost();
+                bytes += super::cost::retained(m);
             });
         }
         if n == self.retained.len() && bytes != self.retained_bytes {

@@ -5,8 +5,10 @@
 //!
 //! The broker never reads a clock, never touches a socket and never blocks.
 
+mod budgets;
 pub mod conn;
 mod connect;
+pub mod cost;
 mod flow;
 mod ids;
 mod inject;
@@ -15,11 +17,13 @@ pub mod message;
 mod restore;
 mod subscribe;
 
+pub use budgets::Held;
 pub use conn::{ClientId, PeerInfo};
 pub use inject::InjectError;
 pub use restore::Restored;
 pub use message::{Message, MessageRef};
 
+use crate::budget::Budget;
 use crate::hooks::{ClientInfo, Hook, HookChain, Point, WillVerdict};
 use crate::options::Options;
 use crate::packets::{self, Packet, Properties, QoS, ReasonCode, Version};
@@ -89,6 +93,18 @@ pub struct Broker {
     pub(crate) subs: Trie<u32, SubEntry>,
     pub(crate) retained: Retained<MessageRef>,
     pub(crate) retained_bytes: usize,
+    /// `queue_memory`: every session's queue and inflight window ([`crate::session::Delivery::cost`]).
+    pub(crate) queued: Budget,
+    /// `max_subscription_bytes` ([`cost::subscription`]).
+    pub(crate) sub_bytes: Budget,
+    /// `max_will_bytes` ([`cost::will`]).
+    pub(crate) will_bytes: Budget,
+    /// `max_alias_bytes`: every connection's topic alias tables ([`cost::alias_in`],
+    /// [`cost::alias_out`]); each connection notes its share in `ConnExtra::alias_bytes`.
+    pub(crate) alias_bytes: Budget,
+    /// Connections in an enhanced authentication before CONNACK, each holding its CONNECT
+    /// (`ConnExtra::pending_connect`): at most `max_handshakes`.
+    pub(crate) authenticating: usize,
     pub(crate) hooks: HookChain,
     pub(crate) stats: Stats,
     /// Deadlines, earliest first. An entry is not removed when what it times goes away or gets
@@ -140,6 +156,11 @@ impl Broker {
             subs: Trie::new(),
             retained: Retained::new(),
             retained_bytes: 0,
+            queued: Budget::new(opts.queue_memory),
+            sub_bytes: Budget::new(opts.max_subscription_bytes),
+            will_bytes: Budget::new(opts.max_will_bytes),
+            alias_bytes: Budget::new(opts.max_alias_bytes),
+            authenticating: 0,
             hooks: HookChain::default(),
             stats: Stats::default(),
             timers: BinaryHeap::new(),
@@ -199,8 +220,8 @@ impl Broker {
         self.sessions.len()
     }
 
-    /// Bytes the retained store accounts for ([`Message::cost`] of each retained message),
-    /// bounded by `max_retained_bytes`.
+    /// Bytes the retained store accounts for ([`cost::retained`] of each retained message:
+    /// the message and its topic's index nodes), bounded by `max_retained_bytes`.
     pub fn retained_bytes(&self) -> usize {
         self.retained_bytes
     }
@@ -233,10 +254,15 @@ impl Broker {
     // Connections
 
     /// A new connection from `peer`. Refused at `max_clients`.
-    pub fn accept(&mut self, peer: PeerInfo, now: Instant) -> Result<ClientId, AcceptError> {
+    pub fn accept(&mut self, mut peer: PeerInfo, now: Instant) -> Result<ClientId, AcceptError> {
         self.clock = self.clock.max(now);
         if self.conns.len() >= self.opts.max_clients {
             return Err(AcceptError::Full);
+        }
+        // A certificate user name is kept only as far as its CONNECT can tell it is too long
+        // (and refuse it with 0x86): at most max_id_length bytes and one character.
+        if let Some(u) = peer.cert_username.as_mut() {
+            budgets::clip_over(u, self.opts.max_id_length);
         }
         let entry = self.conns.vacant_entry();
         let slot = entry.key();
@@ -661,6 +687,7 @@ impl Broker {
         }
         let c = self.conns.remove(id.slot as usize);
         self.buffer_bytes -= (c.accounted as usize).min(self.buffer_bytes);
+        self.release_extra(c.extra.as_deref());
         self.gens[id.slot as usize] = self.gens[id.slot as usize].wrapping_add(1);
         self.give_buf(c.rx);
         let mut list = c.tx;
@@ -743,7 +770,7 @@ impl Broker {
         self.hooks.each(Point::OnDisconnect, |h| h.on_disconnect(&info, reason, expire));
         let Some(s) = self.sessions.get_mut(key as usize) else { return };
         if !with_will && s.will().is_some() {
-            s.extra_mut().will = None;
+            s.set_will(None, &mut self.will_bytes);
         }
         if s.will().is_some_and(|w| w.delay_secs > 0 && s.expiry_secs > 0) {
             // [MQTT-3.1.3-9] the will waits for its delay (or the session's end).
@@ -771,9 +798,8 @@ impl Broker {
         if s.will_at().is_none() && s.will().is_none() {
             return;
         }
-        let e = s.extra_mut();
-        e.will_at = None;
-        let Some(will) = e.will.take() else { return };
+        s.extra_mut().will_at = None;
+        let Some(will) = s.set_will(None, &mut self.will_bytes) else { return };
         let client_id = s.client_id.to_string();
         let msg = match self.hooks.on_will(&client_id, &will.msg.view()) {
             WillVerdict::Continue => will.msg,
@@ -816,7 +842,10 @@ impl Broker {
         }
         for sub in &s.subs {
             self.unsubscribe_filter(key, &sub.filter);
+            self.sub_bytes.give(cost::subscription(&sub.filter));
         }
+        self.queued.give(s.held_bytes());
+        self.will_bytes.give(s.will().map_or(0, cost::will));
         self.by_client_id.remove(&s.client_id, key);
         // Its timer entry, if any, is stale now.
         self.sweep_timers();
@@ -1084,7 +1113,7 @@ impl Broker {
         self.retained.retain_mut(|topic, m| {
             let keep = !m.expired(now);
             if !keep {
-                freed += m.cost();
+                freed += cost::retained(m);
                 hooks.each(Point::OnRetainedExpired, |h| h.on_retained_expired(topic));
             }
             keep

@@ -7,7 +7,7 @@
 //! see its own records written back).
 
 use super::message::{Message, MessageProps};
-use super::{Broker, SubEntry};
+use super::{cost, Broker, SubEntry};
 use crate::hooks::Point;
 use crate::packets::{PacketId, QoS, SubOptions};
 use crate::session::{Delivery, Inflight, OutState, SubIdList, Subscription, WillMessage};
@@ -39,6 +39,7 @@ impl Broker {
         let mut r = Restored::default();
         for c in self.hooks.stored(Point::StoredClients, |h| h.stored_clients()) {
             if c.client_id.is_empty()
+                || c.client_id.len() > self.opts.max_id_length
                 || self.by_client_id.get(&c.client_id, &self.sessions).is_some()
                 || self.sessions.len() >= self.opts.max_sessions
             {
@@ -56,6 +57,12 @@ impl Broker {
                 continue;
             }
             let will = c.will.and_then(|w| Some((self.message_from(&w.message, now)?, w.delay_secs)));
+            // A will over `max_will_bytes` is not restored (the session is).
+            let will = will.filter(|(msg, _)| {
+                let fits = self.will_bytes.fits(msg.cost());
+                r.skipped += usize::from(!fits);
+                fits
+            });
             let key = self.new_session(&c.client_id);
             let Some(s) = self.sessions.get_mut(key as usize) else { continue };
             s.expiry_secs = expiry;
@@ -63,9 +70,8 @@ impl Broker {
                 // The client lost its connection in the restart: its will follows its delay
                 // (or the session's end), as when a connection drops [MQTT-3.1.3-9].
                 let at = now + Duration::from_secs(delay_secs.min(expiry) as u64);
-                let e = s.extra_mut();
-                e.will = Some(WillMessage { msg: Rc::new(msg), delay_secs });
-                e.will_at = Some(at);
+                s.set_will(Some(WillMessage { msg: Rc::new(msg), delay_secs }), &mut self.will_bytes);
+                s.extra_mut().will_at = Some(at);
                 self.arm_session_timer(key, at);
             }
             if expiry != u32::MAX {
@@ -101,9 +107,11 @@ impl Broker {
                 continue;
             };
             if topics::validate_filter(plain, self.opts.max_topic_length, self.opts.max_topic_levels).is_err()
+                || sub.filter.len() > self.opts.max_topic_length
                 || sub.retain_handling > 2
                 || s.subs.iter().any(|x| *x.filter == *sub.filter)
                 || s.subs.len() >= self.opts.max_subscriptions_per_client
+                || !self.sub_bytes.take(cost::subscription(&sub.filter))
             {
                 r.skipped += 1;
                 continue;
@@ -158,7 +166,11 @@ impl Broker {
                 many => SubIdList::Many(many.into()),
             };
             let d = Delivery { msg: Rc::new(msg), qos, retain: i.retain, sub_ids };
-            s.push_restored(Inflight { pid, d, state, sent: false });
+            if !self.queued.fits(d.cost()) {
+                r.skipped += 1;
+                continue;
+            }
+            s.push_restored(Inflight { pid, d, state, sent: false }, &mut self.queued);
             r.inflight += 1;
         }
 
@@ -167,8 +179,8 @@ impl Broker {
                 r.skipped += 1;
                 continue;
             };
-            let cost = msg.cost();
-            let old = self.retained.get(&msg.topic).map_or(0, |m| m.cost());
+            let cost = cost::retained(&msg);
+            let old = self.retained.get(&msg.topic).map_or(0, |m| cost::retained(m));
             if (old == 0 && self.retained.len() >= self.opts.max_retained_messages)
                 || self.retained_bytes - old + cost > self.opts.max_retained_bytes
             {

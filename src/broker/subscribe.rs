@@ -1,7 +1,7 @@
 //! SUBSCRIBE and UNSUBSCRIBE: filter validation, capabilities, ACL, the trie, and retained
 //! messages on subscribe.
 
-use super::{Broker, ClientId, SubEntry};
+use super::{cost, Broker, ClientId, SubEntry};
 use crate::hooks::{Access, Point};
 use crate::packets::{Packet, QoS, ReasonCode, SubAck, Subscribe, Unsubscribe, Properties};
 use crate::session::{Delivery, SubIdList, Subscription};
@@ -42,7 +42,10 @@ impl Broker {
             let mut hook_qos = opts.qos;
             let rc = if shared.is_some() && !self.opts.shared_subscription_available {
                 ReasonCode::SharedSubscriptionsNotSupported
-            } else if topics::validate_filter(plain, self.opts.max_topic_length, self.opts.max_topic_levels).is_err() {
+            } else if topics::validate_filter(plain, self.opts.max_topic_length, self.opts.max_topic_levels).is_err()
+                || filter.len() > self.opts.max_topic_length
+            {
+                // A shared filter's `$share/{group}/` counts too: the session keeps all of it.
                 ReasonCode::TopicFilterInvalid
             } else if topics::has_wildcards(plain) && !self.opts.wildcard_subscription_available {
                 ReasonCode::WildcardSubscriptionsNotSupported
@@ -54,6 +57,10 @@ impl Broker {
                 let Some(s) = self.sessions.get(key as usize) else { return };
                 let exists = s.subs.iter().any(|x| &*x.filter == filter);
                 if !exists && s.subs.len() >= self.opts.max_subscriptions_per_client {
+                    ReasonCode::QuotaExceeded
+                } else if !exists && !self.sub_bytes.take(cost::subscription(filter)) {
+                    // `max_subscription_bytes`, shared by every session: 0x97 for this filter
+                    // (0x80 in 3.x), given back by UNSUBSCRIBE or the session's end.
                     ReasonCode::QuotaExceeded
                 } else {
                     let granted = QoS::from_u8(hook_qos.as_u8().min(self.opts.max_qos)).unwrap_or(QoS::AtMostOnce);
@@ -124,6 +131,7 @@ impl Broker {
                 Some(i) => {
                     s.subs.remove(i);
                     self.unsubscribe_filter(key, filter);
+                    self.sub_bytes.give(cost::subscription(filter));
                     if self.hooks.provides(Point::OnUnsubscribed) {
                         let (info, hooks) = self.client_info_and_hooks(id);
                         if let Some(info) = info {

@@ -471,6 +471,11 @@ fn build(sources: &Sources, root: &Path, table: &Table) -> Result<Config, Config
     if let Err(e) = config.options.validate() {
         return Err(validate_error(&cx, table, &config.options, &e));
     }
+    // The listeners' handshakes count against memory_limit too.
+    let transports = crate::listeners::transports(&config.listeners);
+    if let Err(e) = config.options.check_transports(&transports) {
+        return Err(validate_error(&cx, table, &config.options, &e));
+    }
     Ok(config)
 }
 

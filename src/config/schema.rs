@@ -135,6 +135,14 @@ pub(crate) static KEYS: &[Key] = &[
     ),
     key!(
         "limits",
+        "queue_memory",
+        Usize,
+        0,
+        "Bytes all session queues and inflight windows hold together; beyond it a queue counts as full.",
+        queue_memory
+    ),
+    key!(
+        "limits",
         "queue_full_policy",
         QueueFull,
         0,
@@ -156,6 +164,30 @@ pub(crate) static KEYS: &[Key] = &[
         0,
         "Subscriptions one session may hold; beyond it SUBACK 0x97.",
         max_subscriptions_per_client
+    ),
+    key!(
+        "limits",
+        "max_subscription_bytes",
+        Usize,
+        0,
+        "Bytes all subscriptions hold together (filters, trie nodes); beyond it SUBACK 0x97 (3.x 0x80).",
+        max_subscription_bytes
+    ),
+    key!(
+        "limits",
+        "max_will_bytes",
+        Usize,
+        0,
+        "Bytes all stored wills hold together; a CONNECT whose will does not fit gets 0x97 (3.x 0x03).",
+        max_will_bytes
+    ),
+    key!(
+        "limits",
+        "max_id_length",
+        Usize,
+        23,
+        "Longest client id, user name and auth method in CONNECT, in bytes; longer gets 0x85/0x86/0x8C.",
+        max_id_length
     ),
     key!(
         "limits",
@@ -187,7 +219,7 @@ pub(crate) static KEYS: &[Key] = &[
         "memory_limit",
         Usize,
         0,
-        "Bytes the bounds above may add up to in the worst case; checked at start. 0 = unchecked.",
+        "Bytes every bound (and the listeners' handshakes) may add up to in the worst case; checked at start. 0 = unchecked.",
         memory_limit
     ),
     key!(
@@ -227,7 +259,7 @@ pub(crate) static KEYS: &[Key] = &[
         "max_handshakes",
         Usize,
         1,
-        "Connections in a TLS/WebSocket handshake or HTTP request at once, per listener.",
+        "Connections in a TLS/WebSocket handshake, HTTP request or before CONNECT on TLS/WebSocket, per listener.",
         max_handshakes
     ),
     key!(
@@ -319,6 +351,14 @@ pub(crate) static KEYS: &[Key] = &[
         0,
         "Topic aliases a client may use towards us; 0 disables them.",
         topic_alias_maximum
+    ),
+    key!(
+        "limits",
+        "max_alias_bytes",
+        Usize,
+        0,
+        "Bytes all topic alias tables hold together; a new inbound alias beyond it gets DISCONNECT 0x97.",
+        max_alias_bytes
     ),
     key!(
         "mqtt",

@@ -161,7 +161,7 @@ pub mod stream;
 pub mod tls;
 #[cfg(feature = "ws")]
 pub mod ws;
-pub use pending::{Pending, Setup, Start, Step};
+pub use pending::{Pending, Setup, Start, Step, Ticket, Tickets};
 pub use stream::{Acceptor, Stream};
 
 fn unsupported(what: &str) -> std::io::Error {
@@ -197,25 +197,64 @@ pub fn bind(cfg: &ListenerConfig) -> std::io::Result<Acceptor> {
     }
 }
 
-/// What runs on the listener's sockets, with its TLS configuration loaded from the files
-/// (`max_packet` bounds WebSocket messages). Errors name the listener and the file.
-pub fn setup(cfg: &ListenerConfig, max_packet: usize) -> std::io::Result<Setup> {
+/// What the transports take from the broker's options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// `max_packet_size`: bounds WebSocket messages once CONNECT has arrived.
+    pub max_packet: usize,
+    /// `max_connect_size`: bounds WebSocket messages before.
+    pub max_connect: usize,
+    /// `max_handshakes`: connections per listener from accept until CONNECT (TLS, WebSocket)
+    /// or the end of their request (HTTP stats).
+    pub max_handshakes: usize,
+}
+
+impl Limits {
+    /// The limits of these options.
+    pub fn of(o: &crate::Options) -> Limits {
+        let max_packet = o.max_packet_size as usize;
+        Limits { max_packet, max_connect: (o.max_connect_size as usize).min(max_packet), max_handshakes: o.max_handshakes }
+    }
+}
+
+/// The listeners by transport, for [`crate::Options::transport_terms`].
+pub fn transports<'a>(cfgs: impl IntoIterator<Item = &'a ListenerConfig>) -> crate::options::Transports {
+    let mut t = crate::options::Transports::default();
+    for c in cfgs {
+        match c.kind {
+            ListenerKind::Tcp | ListenerKind::Unix { .. } => {}
+            ListenerKind::Tls(_) => t.tls += 1,
+            ListenerKind::Ws { .. } => t.ws += 1,
+            ListenerKind::Wss { .. } => t.wss += 1,
+            ListenerKind::HttpStats => t.http += 1,
+        }
+    }
+    t
+}
+
+/// What runs on the listener's sockets, with its TLS configuration loaded from the files and
+/// its own count of connections before CONNECT. Errors name the listener and the file.
+pub fn setup(cfg: &ListenerConfig, limits: &Limits) -> std::io::Result<Setup> {
     let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("listener `{}`: {e}", cfg.name));
-    let _ = max_packet;
+    #[cfg_attr(not(any(feature = "tls", feature = "ws", feature = "http-stats")), allow(unused_variables))]
+    let tickets = || Tickets::new(limits.max_handshakes);
     match &cfg.kind {
         ListenerKind::Tcp | ListenerKind::Unix { .. } => Ok(Setup::Plain),
         #[cfg(feature = "tls")]
-        ListenerKind::Tls(t) => Ok(Setup::Tls(tls::server_config(t).map_err(named)?)),
+        ListenerKind::Tls(t) => Ok(Setup::Tls(tls::server_config(t).map_err(named)?, tickets())),
         #[cfg(feature = "ws")]
-        ListenerKind::Ws { path } => Ok(Setup::Ws { path: ws_path(path), config: ws::config(max_packet) }),
+        ListenerKind::Ws { path } => {
+            Ok(Setup::Ws { path: ws_path(path), config: ws::configs(limits.max_packet, limits.max_connect), tickets: tickets() })
+        }
         #[cfg(all(feature = "ws", feature = "tls"))]
         ListenerKind::Wss { path, tls } => Ok(Setup::Wss {
             path: ws_path(path),
-            config: ws::config(max_packet),
+            config: ws::configs(limits.max_packet, limits.max_connect),
             tls: tls::server_config(tls).map_err(named)?,
+            tickets: tickets(),
         }),
         #[cfg(feature = "http-stats")]
-        ListenerKind::HttpStats => Ok(Setup::Http),
+        ListenerKind::HttpStats => Ok(Setup::Http(tickets())),
         #[allow(unreachable_patterns)]
         ListenerKind::Tls(_) => Err(named(unsupported("tls"))),
         #[allow(unreachable_patterns)]

@@ -8,9 +8,54 @@ use super::stream::Stream;
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use std::cell::Cell;
 use std::io::{self, ErrorKind, Read, Write};
+use std::rc::Rc;
 #[cfg(feature = "tls")]
 use {super::tls::TlsStream, rustls::ServerConfig, std::sync::Arc};
+
+/// A listener's count of connections that hold transport state outside the broker's buffer
+/// budget: from accept until their CONNECT has arrived (TLS, WebSocket) or their request is
+/// answered (HTTP stats). At most `max_handshakes`: a connection that finds them all taken is
+/// closed at once. Clones share the count.
+#[derive(Clone, Debug)]
+pub struct Tickets {
+    held: Rc<Cell<usize>>,
+    max: usize,
+}
+
+impl Tickets {
+    /// A count of at most `max` (`max_handshakes`).
+    pub fn new(max: usize) -> Tickets {
+        Tickets { held: Rc::new(Cell::new(0)), max }
+    }
+
+    /// One place, if one is free.
+    pub fn take(&self) -> Option<Ticket> {
+        let n = self.held.get();
+        if n >= self.max {
+            return None;
+        }
+        self.held.set(n + 1);
+        Some(Ticket(self.held.clone()))
+    }
+
+    /// Places taken.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+}
+
+/// One connection's place among its listener's [`Tickets`], given back when dropped (the
+/// connection closed, or [`Stream::connected`] was called).
+#[derive(Debug)]
+pub struct Ticket(Rc<Cell<usize>>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.0.set(self.0.get().saturating_sub(1));
+    }
+}
 
 /// What a TCP listener runs on top of the socket, resolved from its [`super::ListenerKind`]
 /// (TLS configuration loaded from its files).
@@ -20,27 +65,31 @@ pub enum Setup {
     Plain,
     /// TLS, then MQTT.
     #[cfg(feature = "tls")]
-    Tls(Arc<ServerConfig>),
+    Tls(Arc<ServerConfig>, Tickets),
     /// A WebSocket upgrade on `path`, then MQTT in binary frames.
     #[cfg(feature = "ws")]
     Ws {
         /// Upgrade path.
         path: String,
-        /// WebSocket limits.
-        config: tungstenite::protocol::WebSocketConfig,
+        /// WebSocket limits before and after CONNECT.
+        config: super::ws::Configs,
+        /// Connections from accept until CONNECT.
+        tickets: Tickets,
     },
     /// TLS, then a WebSocket upgrade, then MQTT.
     #[cfg(all(feature = "ws", feature = "tls"))]
     Wss {
         /// Upgrade path.
         path: String,
-        /// WebSocket limits.
-        config: tungstenite::protocol::WebSocketConfig,
+        /// WebSocket limits before and after CONNECT.
+        config: super::ws::Configs,
         /// TLS configuration.
         tls: Arc<ServerConfig>,
+        /// Connections from accept until CONNECT.
+        tickets: Tickets,
     },
     /// The HTTP stats responder.
-    Http,
+    Http(Tickets),
 }
 
 impl core::fmt::Debug for Setup {
@@ -48,22 +97,37 @@ impl core::fmt::Debug for Setup {
         f.write_str(match self {
             Setup::Plain => "Plain",
             #[cfg(feature = "tls")]
-            Setup::Tls(_) => "Tls",
+            Setup::Tls(..) => "Tls",
             #[cfg(feature = "ws")]
             Setup::Ws { .. } => "Ws",
             #[cfg(all(feature = "ws", feature = "tls"))]
             Setup::Wss { .. } => "Wss",
-            Setup::Http => "Http",
+            Setup::Http(_) => "Http",
         })
     }
 }
 
 impl Setup {
+    /// The listener's count of connections before CONNECT (`None` for plain MQTT, whose
+    /// partial CONNECT is in the broker's buffers).
+    pub fn tickets(&self) -> Option<&Tickets> {
+        match self {
+            Setup::Plain => None,
+            #[cfg(feature = "tls")]
+            Setup::Tls(_, t) => Some(t),
+            #[cfg(feature = "ws")]
+            Setup::Ws { tickets, .. } => Some(tickets),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Setup::Wss { tickets, .. } => Some(tickets),
+            Setup::Http(t) => Some(t),
+        }
+    }
+
     /// Replaces the TLS configuration (reload); a no-op for listeners without TLS.
     #[cfg(feature = "tls")]
     pub fn set_tls(&mut self, config: Arc<ServerConfig>) {
         match self {
-            Setup::Tls(c) => *c = config,
+            Setup::Tls(c, _) => *c = config,
             #[cfg(feature = "ws")]
             Setup::Wss { tls, .. } => *tls = config,
             _ => {}
@@ -149,7 +213,7 @@ enum Next {
     #[cfg(feature = "tls")]
     Mqtt,
     #[cfg(feature = "ws")]
-    Ws { path: String, config: tungstenite::protocol::WebSocketConfig },
+    Ws { path: String, config: super::ws::Configs },
     Stats,
 }
 
@@ -177,6 +241,10 @@ pub struct Pending {
     next: Next,
     #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(dead_code))]
     common_name: Option<String>,
+    /// This connection's place among its listener's `max_handshakes`, handed to the stream at
+    /// [`Step::Ready`] and kept until CONNECT.
+    #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(dead_code))]
+    ticket: Option<Ticket>,
 }
 
 /// What [`Pending::start`] made of an accepted socket.
@@ -196,24 +264,35 @@ impl Pending {
             (_, Stream::Tcp(s)) => s,
             _ => return Err(io::Error::new(ErrorKind::InvalidInput, "this listener needs a TCP socket")),
         };
-        let head = |tcp, next| Pending { state: State::Head { io: Io::Tcp(tcp), buf: Vec::new() }, next, common_name: None };
+        let ticket = match setup.tickets().map(Tickets::take) {
+            Some(None) => {
+                let max = setup.tickets().map_or(0, |t| t.max);
+                let why = format!("{max} connections in a handshake or before CONNECT (max_handshakes): connection refused");
+                return Err(io::Error::other(why));
+            }
+            Some(t) => t,
+            None => None,
+        };
+        let head = |tcp, next, ticket| Pending { state: State::Head { io: Io::Tcp(tcp), buf: Vec::new() }, next, common_name: None, ticket };
         let p = match setup {
             Setup::Plain => unreachable_plain(),
             #[cfg(feature = "tls")]
-            Setup::Tls(cfg) => Pending {
+            Setup::Tls(cfg, _) => Pending {
                 state: State::Tls(Box::new(TlsStream::new(cfg.clone(), tcp)?)),
                 next: Next::Mqtt,
                 common_name: None,
+                ticket,
             },
             #[cfg(feature = "ws")]
-            Setup::Ws { path, config } => head(tcp, Next::Ws { path: path.clone(), config: *config }),
+            Setup::Ws { path, config, .. } => head(tcp, Next::Ws { path: path.clone(), config: *config }, ticket),
             #[cfg(all(feature = "ws", feature = "tls"))]
-            Setup::Wss { path, config, tls } => Pending {
+            Setup::Wss { path, config, tls, .. } => Pending {
                 state: State::Tls(Box::new(TlsStream::new(tls.clone(), tcp)?)),
                 next: Next::Ws { path: path.clone(), config: *config },
                 common_name: None,
+                ticket,
             },
-            Setup::Http => head(tcp, Next::Stats),
+            Setup::Http(_) => head(tcp, Next::Stats, ticket),
         };
         Ok(Start::Pending(p))
     }
@@ -265,7 +344,11 @@ impl Pending {
                     Ok(true) => {
                         self.common_name = t.peer_common_name();
                         match &self.next {
-                            Next::Mqtt => return Step::Ready(Stream::Tls(t), self.common_name.take()),
+                            Next::Mqtt => {
+                                let mut stream = Stream::Tls(t);
+                                stream.hold(self.ticket.take());
+                                return Step::Ready(stream, self.common_name.take());
+                            }
                             _ => self.state = State::Head { io: Io::Tls(t), buf: Vec::new() },
                         }
                     }
@@ -340,11 +423,12 @@ impl Pending {
                         #[cfg(feature = "ws")]
                         Then::Upgrade(rest) => {
                             let Next::Ws { config, .. } = &self.next else { return Step::Close };
-                            let stream = match io {
+                            let mut stream = match io {
                                 Io::Tcp(s) => Stream::Ws(Box::new(super::ws::WsStream::new(s, rest, *config))),
                                 #[cfg(feature = "tls")]
                                 Io::Tls(t) => Stream::Wss(Box::new(super::ws::WsStream::new(*t, rest, *config))),
                             };
+                            stream.hold(self.ticket.take());
                             return Step::Ready(stream, self.common_name.take());
                         }
                     }
@@ -371,5 +455,5 @@ impl Pending {
 #[inline]
 fn unreachable_plain() -> Pending {
     // `Setup::Plain` returned above; kept total without a panic.
-    Pending { state: State::Gone, next: Next::Stats, common_name: None }
+    Pending { state: State::Gone, next: Next::Stats, common_name: None, ticket: None }
 }

@@ -66,6 +66,36 @@ impl Stream {
         }
     }
 
+    /// Holds `ticket` (the connection's place among its listener's `max_handshakes`) until
+    /// [`Stream::connected`] or the stream is dropped.
+    #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(dead_code, unused_variables))]
+    pub(crate) fn hold(&mut self, ticket: Option<super::pending::Ticket>) {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => {}
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.ticket = ticket,
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => s.ticket = ticket,
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => s.ticket = ticket,
+        }
+    }
+
+    /// The connection's CONNECT has arrived (the server calls this after every read of a
+    /// connected client; it costs a test once done): its place among the listener's
+    /// `max_handshakes` is given back, and a WebSocket may carry messages as large as packets.
+    pub fn connected(&mut self) {
+        match self {
+            Stream::Tcp(_) | Stream::Unix(_) => {}
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.ticket = None,
+            #[cfg(feature = "ws")]
+            Stream::Ws(s) => s.connected(),
+            #[cfg(all(feature = "ws", feature = "tls"))]
+            Stream::Wss(s) => s.connected(),
+        }
+    }
+
     /// Writes several buffers in one system call where the transport allows (plain sockets);
     /// TLS and WebSocket take the first non-empty buffer (one record or frame per call).
     pub fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {

@@ -62,10 +62,16 @@ pub fn server_config(cfg: &TlsConfig) -> io::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
+/// Plaintext (and records) rustls may buffer for the socket beyond what it took: rustls' own
+/// default is 64 KiB; a write waits for the socket to take the last one first anyway.
+pub const BUFFER_LIMIT: usize = 16 * 1024;
+
 /// A TLS connection: rustls state plus its TCP socket.
 pub struct TlsStream {
     conn: ServerConnection,
     sock: TcpStream,
+    /// The connection's place among its listener's `max_handshakes`, until CONNECT.
+    pub(crate) ticket: Option<super::pending::Ticket>,
 }
 
 impl core::fmt::Debug for TlsStream {
@@ -77,8 +83,9 @@ impl core::fmt::Debug for TlsStream {
 impl TlsStream {
     /// Starts the server side of a handshake on an accepted socket.
     pub fn new(config: Arc<ServerConfig>, sock: TcpStream) -> io::Result<TlsStream> {
-        let conn = ServerConnection::new(config).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-        Ok(TlsStream { conn, sock })
+        let mut conn = ServerConnection::new(config).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        conn.set_buffer_limit(Some(BUFFER_LIMIT));
+        Ok(TlsStream { conn, sock, ticket: None })
     }
 
     /// The TCP socket (for registration with the poller).

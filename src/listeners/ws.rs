@@ -75,11 +75,39 @@ pub fn config(max_packet: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message))
 }
 
+/// A connection's WebSocket settings before and after its CONNECT has arrived.
+#[derive(Clone, Copy, Debug)]
+pub struct Configs {
+    /// From CONNECT on: [`config`].
+    pub after_connect: WebSocketConfig,
+    /// Until CONNECT, messages and frames are at most this long (`max_connect_size`): a peer
+    /// that never sends a CONNECT cannot make tungstenite hold more.
+    pub before_connect_limit: usize,
+}
+
+impl Configs {
+    /// The settings until CONNECT: `after_connect` with the smaller message and frame limit.
+    pub fn before_connect(&self) -> WebSocketConfig {
+        let limit = Some(self.before_connect_limit);
+        self.after_connect.max_message_size(limit).max_frame_size(limit)
+    }
+}
+
+/// The settings for packets of at most `max_packet` bytes and a CONNECT of at most
+/// `max_connect` bytes.
+pub fn configs(max_packet: usize, max_connect: usize) -> Configs {
+    Configs { after_connect: config(max_packet), before_connect_limit: max_connect }
+}
+
 /// A WebSocket connection presenting the byte stream carried in its binary messages.
 pub struct WsStream<S> {
     ws: WebSocket<S>,
     /// The rest of the last binary message not yet read.
     rx: tungstenite::Bytes,
+    /// The settings to switch to at CONNECT ([`WsStream::connected`]); `None` once done.
+    after_connect: Option<WebSocketConfig>,
+    /// The connection's place among its listener's `max_handshakes`, until CONNECT.
+    pub(crate) ticket: Option<super::pending::Ticket>,
 }
 
 impl<S> core::fmt::Debug for WsStream<S> {
@@ -101,9 +129,20 @@ fn ws_error(e: tungstenite::Error) -> io::Error {
 impl<S: Read + Write> WsStream<S> {
     /// Wraps a transport whose upgrade was answered; `already_read` are bytes that arrived after
     /// the request head (the first frames, if the client did not wait for the `101`).
-    pub fn new(inner: S, already_read: Vec<u8>, config: WebSocketConfig) -> WsStream<S> {
-        let ws = WebSocket::from_partially_read(inner, already_read, Role::Server, Some(config));
-        WsStream { ws, rx: tungstenite::Bytes::new() }
+    /// Messages and frames are held to `config.before_connect_limit` until
+    /// [`WsStream::connected`].
+    pub fn new(inner: S, already_read: Vec<u8>, config: Configs) -> WsStream<S> {
+        let ws = WebSocket::from_partially_read(inner, already_read, Role::Server, Some(config.before_connect()));
+        WsStream { ws, rx: tungstenite::Bytes::new(), after_connect: Some(config.after_connect), ticket: None }
+    }
+
+    /// The connection's CONNECT has arrived: messages and frames may be as large as packets
+    /// are, and the listener's place is given back.
+    pub fn connected(&mut self) {
+        self.ticket = None;
+        if let Some(after) = self.after_connect.take() {
+            self.ws.set_config(|c| *c = after);
+        }
     }
 
     /// The transport below.

@@ -4,6 +4,7 @@
 use crate::packets::{QoS, ReasonCode};
 use crate::sys::Stats;
 use mio::Waker;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 
 /// A hook on its way to the loop thread.
@@ -58,14 +59,66 @@ pub enum Command {
 
 /// Commands the channel holds before the loop takes them. The loop takes every waiting command
 /// each time it wakes, so the bound is reached only when senders outpace it (or it is not
-/// running): a full channel is an error, [`HandleError::Full`], never a block or growth.
+/// running): a full channel is an error, [`HandleError::Full`], never a block or growth. The
+/// bytes the waiting commands carry are bounded too ([`crate::Options::command_memory`]).
 pub const COMMAND_CAPACITY: usize = 1024;
+
+impl Command {
+    /// Bytes this command carries that its sender chose the size of: topic and payload, the
+    /// injected packet, the client identifier.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Command::Publish { topic, payload, .. } => topic.len() + payload.len(),
+            Command::Inject { client_id, bytes } => client_id.as_ref().map_or(0, |c| c.len()) + bytes.len(),
+            Command::Disconnect { client_id, .. } => client_id.len(),
+            Command::ReplaceHook(id, _) => id.len(),
+            Command::Stats(_) | Command::ReloadTls(_) | Command::Stop => 0,
+        }
+    }
+}
+
+/// The byte bound of the waiting commands, shared by every clone of the [`Handle`] and the
+/// loop's [`Commands`].
+#[derive(Debug)]
+struct Bytes {
+    used: AtomicUsize,
+    /// Most bytes waiting at once ([`crate::Options::command_memory`]).
+    limit: usize,
+    /// Most bytes one command may carry (`max_packet_size`).
+    one: usize,
+}
 
 /// `Send + Clone`: usable from any thread while the server runs.
 #[derive(Clone, Debug)]
 pub struct Handle {
     tx: mpsc::SyncSender<Command>,
     waker: Arc<Waker>,
+    bytes: Arc<Bytes>,
+}
+
+/// The loop's end of the command channel: what [`Commands::try_recv`] takes gives its bytes
+/// back to the bound.
+#[derive(Debug)]
+pub(crate) struct Commands {
+    rx: mpsc::Receiver<Command>,
+    bytes: Arc<Bytes>,
+}
+
+impl Commands {
+    /// The next waiting command, if any.
+    pub(crate) fn try_recv(&self) -> Result<Command, mpsc::TryRecvError> {
+        let cmd = self.rx.try_recv()?;
+        self.bytes.used.fetch_sub(cmd.payload_bytes(), Ordering::AcqRel);
+        Ok(cmd)
+    }
+}
+
+/// A command channel of [`COMMAND_CAPACITY`] commands and `limit` bytes, no command over `one`
+/// bytes, and the handle that sends on it.
+pub(crate) fn channel(waker: Arc<Waker>, limit: usize, one: usize) -> (Handle, Commands) {
+    let (tx, rx) = mpsc::sync_channel(COMMAND_CAPACITY);
+    let bytes = Arc::new(Bytes { used: AtomicUsize::new(0), limit, one });
+    (Handle { tx, waker, bytes: bytes.clone() }, Commands { rx, bytes })
 }
 
 /// Why a command did not reach the loop.
@@ -74,10 +127,17 @@ pub enum HandleError {
     /// The server has stopped.
     Stopped,
     /// The command channel holds `capacity` ([`COMMAND_CAPACITY`]) commands the loop has not
-    /// taken yet: the command was not sent; try again later.
+    /// taken yet, or so many bytes that this command's would pass its byte bound
+    /// ([`crate::Options::command_memory`]): the command was not sent; try again later.
     Full {
         /// The channel's bound.
         capacity: usize,
+    },
+    /// The command carries more than `limit` bytes (`max_packet_size`: topic and payload, or
+    /// the injected packet): it was not sent, and never will be.
+    TooLarge {
+        /// Most bytes one command may carry.
+        limit: usize,
     },
 }
 
@@ -86,8 +146,9 @@ impl core::fmt::Display for HandleError {
         match self {
             HandleError::Stopped => f.write_str("the server has stopped"),
             HandleError::Full { capacity } => {
-                write!(f, "the server's command channel is full ({capacity} commands waiting for the loop); not sent")
+                write!(f, "the server's command channel is full (at most {capacity} commands, and their bytes, waiting for the loop); not sent")
             }
+            HandleError::TooLarge { limit } => write!(f, "the command carries more than {limit} bytes (max_packet_size); not sent"),
         }
     }
 }
@@ -95,27 +156,37 @@ impl core::fmt::Display for HandleError {
 impl std::error::Error for HandleError {}
 
 impl From<HandleError> for std::io::Error {
-    /// `Full` is `WouldBlock` (try again), `Stopped` is `NotConnected`.
+    /// `Full` is `WouldBlock` (try again), `Stopped` is `NotConnected`, `TooLarge` is
+    /// `InvalidInput`.
     fn from(e: HandleError) -> std::io::Error {
         let kind = match e {
             HandleError::Stopped => std::io::ErrorKind::NotConnected,
             HandleError::Full { .. } => std::io::ErrorKind::WouldBlock,
+            HandleError::TooLarge { .. } => std::io::ErrorKind::InvalidInput,
         };
         std::io::Error::new(kind, e)
     }
 }
 
 impl Handle {
-    pub(crate) fn new(tx: mpsc::SyncSender<Command>, waker: Arc<Waker>) -> Handle {
-        Handle { tx, waker }
-    }
-
     /// Sends a command and wakes the loop; never blocks. Fails with [`HandleError::Full`] when
-    /// [`COMMAND_CAPACITY`] commands are waiting already.
+    /// [`COMMAND_CAPACITY`] commands are waiting already or the bytes they carry would pass
+    /// [`crate::Options::command_memory`], with [`HandleError::TooLarge`] when the command alone
+    /// carries more than `max_packet_size` bytes.
     pub fn send(&self, cmd: Command) -> Result<(), HandleError> {
-        self.tx.try_send(cmd).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => HandleError::Full { capacity: COMMAND_CAPACITY },
-            mpsc::TrySendError::Disconnected(_) => HandleError::Stopped,
+        let n = cmd.payload_bytes();
+        let b = &self.bytes;
+        if n > b.one {
+            return Err(HandleError::TooLarge { limit: b.one });
+        }
+        let full = HandleError::Full { capacity: COMMAND_CAPACITY };
+        b.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_add(n).filter(|t| *t <= b.limit)).map_err(|_| full)?;
+        self.tx.try_send(cmd).map_err(|e| {
+            b.used.fetch_sub(n, Ordering::AcqRel);
+            match e {
+                mpsc::TrySendError::Full(_) => full,
+                mpsc::TrySendError::Disconnected(_) => HandleError::Stopped,
+            }
         })?;
         self.waker.wake().map_err(|_| HandleError::Stopped)
     }

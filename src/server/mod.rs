@@ -20,7 +20,7 @@ use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, ErrorKind};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 /// Token layout. Client tokens are `ClientId::to_u32` (generation << 16 | slot, slot < 65000).
 /// The waker and listeners take the top values, whose low 16 bits are >= 65035. Connections in
@@ -98,7 +98,7 @@ pub struct Server {
     sides: Slab<Side>,
     side_deadlines: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     side_seq: u32,
-    commands: mpsc::Receiver<Command>,
+    commands: handle::Commands,
     handle: Handle,
     epoch: std::time::Instant,
     scratch: Vec<u8>,
@@ -130,7 +130,7 @@ impl Server {
         opts.validate().map_err(|e| io::Error::new(ErrorKind::InvalidInput, e.to_string()))?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let (tx, rx) = mpsc::sync_channel(handle::COMMAND_CAPACITY);
+        let (handle, commands) = handle::channel(waker, opts.command_memory(), opts.max_packet_size as usize);
         Ok(Server {
             broker: Broker::new(opts),
             poll,
@@ -139,8 +139,8 @@ impl Server {
             sides: Slab::new(),
             side_deadlines: BinaryHeap::new(),
             side_seq: 0,
-            commands: rx,
-            handle: Handle::new(tx, waker),
+            commands,
+            handle,
             epoch: std::time::Instant::now(),
             scratch: vec![0; 64 * 1024],
             pending_reads: Vec::new(),
@@ -160,7 +160,7 @@ impl Server {
     /// Binds a listener now (TLS files are read now too); the error names it and its address
     /// or file.
     pub fn add_listener(&mut self, cfg: ListenerConfig) -> io::Result<()> {
-        let setup = listeners::setup(&cfg, self.broker.options().max_packet_size as usize)?;
+        let setup = listeners::setup(&cfg, &listeners::Limits::of(self.broker.options()))?;
         let acceptor = listeners::bind(&cfg)?;
         self.add_acceptor(cfg, acceptor, setup)
     }
@@ -177,7 +177,7 @@ impl Server {
         if matches!(cfg.kind, listeners::ListenerKind::Unix { .. }) {
             return Err(io::Error::new(ErrorKind::InvalidInput, "a TCP listener cannot serve a unix listener config"));
         }
-        let setup = listeners::setup(&cfg, self.broker.options().max_packet_size as usize)?;
+        let setup = listeners::setup(&cfg, &listeners::Limits::of(self.broker.options()))?;
         l.set_nonblocking(true)?;
         let acceptor = Acceptor::Tcp(mio::net::TcpListener::from_std(l));
         self.add_acceptor(cfg, acceptor, setup)
@@ -186,6 +186,11 @@ impl Server {
     fn add_acceptor(&mut self, cfg: ListenerConfig, mut acceptor: Acceptor, setup: Setup) -> io::Result<()> {
         if self.listeners.len() >= MAX_LISTENERS {
             return Err(io::Error::new(ErrorKind::InvalidInput, "too many listeners"));
+        }
+        // What the listeners' handshakes may hold counts against memory_limit too.
+        let transports = listeners::transports(self.listeners.iter().map(|l| &l.cfg).chain([&cfg]));
+        if let Err(e) = self.broker.options().check_transports(&transports) {
+            return Err(io::Error::new(ErrorKind::InvalidInput, format!("listener `{}`: {e}", cfg.name)));
         }
         let token = listener_token(self.listeners.len());
         acceptor.register(self.poll.registry(), token)?;
@@ -392,6 +397,12 @@ impl Server {
             return;
         }
         entry.insert(Side { pending, listener: index, remote, seq });
+        // Deadlines of handshakes that ended early stay until they are due: dropped here once
+        // they could outnumber the live ones, so a stream of short handshakes cannot grow the heap.
+        if self.side_deadlines.len() > 2 * self.sides.len() + 64 {
+            let sides = &self.sides;
+            self.side_deadlines.retain(|Reverse((_, key, seq))| sides.get(*key).is_some_and(|s| s.seq == *seq));
+        }
         self.side_deadlines.push(Reverse((deadline, key, seq)));
         self.advance_side(key, seq, now);
     }
@@ -485,6 +496,9 @@ impl Server {
                         // A bug, not the peer's right: drop this client, keep the loop.
                         let _ = shielded(|| self.broker.disconnect(id, ReasonCode::ImplementationSpecificError, now));
                         return;
+                    }
+                    if self.broker.is_connected(id) {
+                        stream.connected(); // TLS/WebSocket state before CONNECT ends here
                     }
                     total += n;
                     // Deliveries pile up in a subscriber's queue: output goes out before more is

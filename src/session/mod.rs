@@ -3,6 +3,7 @@
 //! session expiry. Pure data driven by the broker; no sockets, no clock reads, no hooks.
 
 use crate::broker::message::MessageRef;
+use crate::budget::{Budget, HEAP_HEADER};
 use crate::packets::{PacketId, QoS, SubOptions};
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -58,6 +59,20 @@ pub struct Delivery {
     pub sub_ids: SubIdList,
 }
 
+impl Delivery {
+    /// Bytes this delivery accounts for in its session's queue (`max_queued_bytes`) and in
+    /// `queue_memory`: the message ([`crate::broker::message::Message::cost`], which covers the
+    /// delivery's own slot) and the identifiers of several matching subscriptions, a list whose
+    /// length the subscriber chooses.
+    pub fn cost(&self) -> usize {
+        let ids = match &self.sub_ids {
+            SubIdList::Many(v) => v.len() * core::mem::size_of::<u32>() + HEAP_HEADER,
+            _ => 0,
+        };
+        self.msg.cost() + ids
+    }
+}
+
 /// Where an outbound QoS 1/2 message stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutState {
@@ -89,6 +104,13 @@ pub struct WillMessage {
     pub msg: MessageRef,
     /// Will delay interval in seconds (5.0).
     pub delay_secs: u32,
+}
+
+impl WillMessage {
+    /// Bytes this will accounts for in `max_will_bytes`: its message, counted as for the queues.
+    pub fn cost(&self) -> usize {
+        self.msg.cost()
+    }
 }
 
 /// A subscription as the session remembers it.
@@ -137,8 +159,10 @@ pub struct Session {
 pub struct Flow {
     /// Messages waiting for the inflight window or for the client to come back.
     pub queue: VecDeque<Delivery>,
-    /// Bytes accounted to `queue`.
+    /// Bytes accounted to `queue` ([`Delivery::cost`] of each).
     pub queued_bytes: usize,
+    /// Bytes accounted to `inflight`, the same way.
+    pub inflight_bytes: usize,
     /// Outbound QoS 1/2 messages in flight, in send order. A deque: acknowledgements mostly
     /// arrive in order, so taking the acknowledged entry is a pop at the front, not a memmove
     /// of the whole window per PUBACK.
@@ -268,6 +292,23 @@ impl Session {
         self.extra.as_ref()?.will.as_ref()
     }
 
+    /// Replaces the will (`None`: clears it) and returns the old one. The old will's bytes go
+    /// back to `budget` (`max_will_bytes`) and the new one's are taken whether they fit or not:
+    /// the caller checked that they fit before accepting the CONNECT.
+    pub fn set_will(&mut self, will: Option<WillMessage>, budget: &mut Budget) -> Option<WillMessage> {
+        if will.is_none() && self.will().is_none() {
+            return None;
+        }
+        if let Some(w) = &will {
+            budget.force(w.cost());
+        }
+        let old = core::mem::replace(&mut self.extra_mut().will, will);
+        if let Some(w) = &old {
+            budget.give(w.cost());
+        }
+        old
+    }
+
     /// When a delayed will is due.
     pub fn will_at(&self) -> Option<Instant> {
         self.extra.as_ref()?.will_at
@@ -304,13 +345,40 @@ impl Session {
     }
 
     /// Queues a delivery within the bounds (see [`Flow::enqueue`]).
-    pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool) -> Result<(), QueueFull> {
-        self.flow_mut().enqueue(d, max_msgs, max_bytes, drop_oldest)
+    pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool, budget: &mut Budget) -> Result<(), QueueFull> {
+        self.flow_mut().enqueue(d, max_msgs, max_bytes, drop_oldest, budget)
     }
 
-    /// Takes the next queued delivery.
-    pub fn pop(&mut self) -> Option<Delivery> {
-        self.flow.as_mut()?.pop()
+    /// Takes the next queued delivery; its bytes go back to `budget` (a caller that keeps it
+    /// takes them again with [`Session::requeue_front`] or [`Session::push_inflight`]).
+    pub fn pop(&mut self, budget: &mut Budget) -> Option<Delivery> {
+        self.flow.as_mut()?.pop(budget)
+    }
+
+    /// Puts a delivery just taken with [`Session::pop`] back at the head of the queue.
+    pub fn requeue_front(&mut self, d: Delivery, budget: &mut Budget) {
+        let f = self.flow_mut();
+        let cost = d.cost();
+        f.queued_bytes += cost;
+        budget.force(cost);
+        f.queue.push_front(d);
+    }
+
+    /// Adds a message sent to the client to the inflight window. Its bytes are taken from
+    /// `budget` whether they fit or not: a delivery taken from the queue just gave them back,
+    /// and one sent straight away was checked before it was sent.
+    pub fn push_inflight(&mut self, i: Inflight, budget: &mut Budget) {
+        let f = self.flow_mut();
+        let cost = i.d.cost();
+        f.inflight_bytes += cost;
+        budget.force(cost);
+        f.inflight.push_back(i);
+    }
+
+    /// Bytes of the queue and the inflight window together: what this session holds of
+    /// `queue_memory`.
+    pub fn held_bytes(&self) -> usize {
+        self.flow.as_ref().map_or(0, |f| f.queued_bytes + f.inflight_bytes)
     }
 
     /// A free packet identifier (see [`Flow::alloc_pid`]).
@@ -318,9 +386,9 @@ impl Session {
         self.flow_mut().alloc_pid()
     }
 
-    /// Adds an inflight entry restored from storage.
-    pub fn push_restored(&mut self, i: Inflight) {
-        self.flow_mut().push_restored(i)
+    /// Adds an inflight entry restored from storage (its bytes taken from `budget`).
+    pub fn push_restored(&mut self, i: Inflight, budget: &mut Budget) {
+        self.flow_mut().push_restored(i, budget)
     }
 
     /// Index of the first inflight entry not yet sent, if any.
@@ -340,13 +408,16 @@ impl Session {
         self.flow.as_mut()?.inflight_mut(pid)
     }
 
-    /// Removes and returns the inflight entry with this identifier.
-    pub fn take_inflight(&mut self, pid: PacketId) -> Option<Inflight> {
-        self.flow.as_mut()?.take_inflight(pid)
+    /// Removes and returns the inflight entry with this identifier; its bytes go back to
+    /// `budget`.
+    pub fn take_inflight(&mut self, pid: PacketId, budget: &mut Budget) -> Option<Inflight> {
+        self.flow.as_mut()?.take_inflight(pid, budget)
     }
 
-    /// Drops everything a clean start discards, keeping the client id.
-    pub fn clear(&mut self) {
+    /// Drops everything a clean start discards, keeping the client id; the bytes its queue and
+    /// window held go back to `budget` (subscriptions and will are the caller's to give back).
+    pub fn clear(&mut self, budget: &mut Budget) {
+        budget.give(self.held_bytes());
         let conn = self.conn;
         *self = Session::new(self.client_id.clone());
         self.conn = conn;
@@ -354,48 +425,51 @@ impl Session {
 }
 
 impl Flow {
-    /// Queues a delivery within the bounds. QoS 0 finding the queue full is dropped; QoS 1/2
-    /// follows `drop_oldest`. `Err` reports a drop (the caller counts it).
-    pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool) -> Result<(), QueueFull> {
-        let cost = d.msg.cost();
+    /// Queues a delivery within the bounds: `max_msgs` and `max_bytes` for this queue, `budget`
+    /// (`queue_memory`) for every session's queue and window together. QoS 0 finding the queue
+    /// full is dropped; QoS 1/2 follows `drop_oldest`, which drops this queue's oldest messages
+    /// only when that makes room. `Err` reports a drop (the caller counts it).
+    pub fn enqueue(&mut self, d: Delivery, max_msgs: usize, max_bytes: usize, drop_oldest: bool, budget: &mut Budget) -> Result<(), QueueFull> {
+        let cost = d.cost();
         // An empty queue always takes one message, so a message larger than the byte bound
-        // (but within the packet size) is still delivered; the bound limits accumulation.
-        let full = |s: &Flow| {
-            s.queue.len() >= max_msgs || (!s.queue.is_empty() && s.queued_bytes + cost > max_bytes)
+        // (but within the packet size) is still delivered; the bound limits accumulation, and
+        // `budget` bounds what all those single messages add up to.
+        let full = |s: &Flow, b: &Budget| {
+            s.queue.len() >= max_msgs || (!s.queue.is_empty() && s.queued_bytes + cost > max_bytes) || !b.fits(cost)
         };
-        if full(self) {
-            if d.qos == QoS::AtMostOnce || !drop_oldest {
+        if full(self, budget) {
+            // Dropping every message of this queue would not make room: drop the new one
+            // rather than lose the old ones too.
+            let room = budget.used() - self.queued_bytes.min(budget.used()) + cost <= budget.limit();
+            if d.qos == QoS::AtMostOnce || !drop_oldest || max_msgs == 0 || !room {
                 return Err(QueueFull::DroppedNew);
             }
             let mut dropped = Vec::new();
-            while full(self) {
-                match self.queue.pop_front() {
-                    Some(old) => {
-                        self.queued_bytes -= old.msg.cost();
-                        dropped.push(old.msg);
-                    }
+            while full(self, budget) {
+                match self.pop(budget) {
+                    Some(old) => dropped.push(old.msg),
                     None => break,
                 }
             }
-            if full(self) {
-                return Err(QueueFull::DroppedNew); // a bound of zero messages: nothing fits
-            }
-            self.push(d, cost);
+            self.push(d, cost, budget);
             return Err(QueueFull::DroppedOldest(dropped));
         }
-        self.push(d, cost);
+        self.push(d, cost, budget);
         Ok(())
     }
 
-    fn push(&mut self, d: Delivery, cost: usize) {
+    fn push(&mut self, d: Delivery, cost: usize, budget: &mut Budget) {
         self.queued_bytes += cost;
+        budget.force(cost);
         self.queue.push_back(d);
     }
 
-    /// Takes the next queued delivery.
-    pub fn pop(&mut self) -> Option<Delivery> {
+    /// Takes the next queued delivery; its bytes go back to `budget`.
+    pub fn pop(&mut self, budget: &mut Budget) -> Option<Delivery> {
         let d = self.queue.pop_front()?;
-        self.queued_bytes -= d.msg.cost();
+        let cost = d.cost();
+        self.queued_bytes -= cost;
+        budget.give(cost);
         Some(d)
     }
 
@@ -430,9 +504,13 @@ impl Flow {
         None
     }
 
-    /// Adds an inflight entry restored from storage (any id: `alloc_pid` scans from now on).
-    pub fn push_restored(&mut self, i: Inflight) {
+    /// Adds an inflight entry restored from storage (any id: `alloc_pid` scans from now on);
+    /// its bytes are taken from `budget` (the caller checked that they fit).
+    pub fn push_restored(&mut self, i: Inflight, budget: &mut Budget) {
         self.pid_wrapped = true;
+        let cost = i.d.cost();
+        self.inflight_bytes += cost;
+        budget.force(cost);
         self.inflight.push_back(i);
     }
 
@@ -464,19 +542,25 @@ impl Flow {
         self.inflight.iter_mut().find(|i| i.pid == pid)
     }
 
-    /// Removes and returns the inflight entry with this identifier.
-    pub fn take_inflight(&mut self, pid: PacketId) -> Option<Inflight> {
+    /// Removes and returns the inflight entry with this identifier; its bytes go back to
+    /// `budget`.
+    pub fn take_inflight(&mut self, pid: PacketId, budget: &mut Budget) -> Option<Inflight> {
         let i = self.inflight.iter().position(|i| i.pid == pid)?;
         if i < self.resend_from as usize {
             self.resend_from -= 1;
         }
-        self.inflight.remove(i)
+        let gone = self.inflight.remove(i)?;
+        let cost = gone.d.cost();
+        self.inflight_bytes -= cost;
+        budget.give(cost);
+        Some(gone)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::Budget;
     use crate::broker::message::{Message, MessageProps};
     use std::rc::Rc;
 
@@ -497,8 +581,9 @@ mod tests {
     #[test]
     fn a_full_queue_drops_qos0_and_keeps_the_old_messages() {
         let mut s = Session::new("c".into());
-        assert!(s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, 1 << 20, true).is_ok());
-        assert!(matches!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true), Err(QueueFull::DroppedNew)));
+        let mut b = Budget::new(usize::MAX);
+        assert!(s.enqueue(delivery(QoS::AtLeastOnce, 1), 1, 1 << 20, true, &mut b).is_ok());
+        assert!(matches!(s.enqueue(delivery(QoS::AtMostOnce, 1), 1, 1 << 20, true, &mut b), Err(QueueFull::DroppedNew)));
         assert_eq!(s.flow_mut().queue.len(), 1);
         assert_eq!(s.flow_mut().queue[0].qos, QoS::AtLeastOnce);
     }
@@ -506,9 +591,10 @@ mod tests {
     #[test]
     fn drop_oldest_makes_room_for_a_qos1_message() {
         let mut s = Session::new("c".into());
-        s.enqueue(delivery(QoS::AtLeastOnce, 1), 2, 1 << 20, true).unwrap();
-        s.enqueue(delivery(QoS::AtLeastOnce, 2), 2, 1 << 20, true).unwrap();
-        match s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, 1 << 20, true) {
+        let mut b = Budget::new(usize::MAX);
+        s.enqueue(delivery(QoS::AtLeastOnce, 1), 2, 1 << 20, true, &mut b).unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 2), 2, 1 << 20, true, &mut b).unwrap();
+        match s.enqueue(delivery(QoS::AtLeastOnce, 3), 2, 1 << 20, true, &mut b) {
             Err(QueueFull::DroppedOldest(old)) => assert_eq!(old.iter().map(|m| m.payload.len()).collect::<Vec<_>>(), [1]),
             other => panic!("{other:?}"),
         }
@@ -519,14 +605,51 @@ mod tests {
     #[test]
     fn the_byte_bound_counts_payloads_and_is_returned_on_pop() {
         let mut s = Session::new("c".into());
+        let mut b = Budget::new(usize::MAX);
         let one = delivery(QoS::AtLeastOnce, 100).msg.cost();
-        s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false).unwrap();
-        assert!(matches!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false), Err(QueueFull::DroppedNew)));
-        s.pop().unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false, &mut b).unwrap();
+        assert!(matches!(s.enqueue(delivery(QoS::AtLeastOnce, 100), 10, one, false, &mut b), Err(QueueFull::DroppedNew)));
+        s.pop(&mut b).unwrap();
         // an empty queue takes a message even when it alone exceeds the byte bound
-        s.enqueue(delivery(QoS::AtLeastOnce, 1000), 10, one, false).unwrap();
-        s.pop().unwrap();
+        s.enqueue(delivery(QoS::AtLeastOnce, 1000), 10, one, false, &mut b).unwrap();
+        s.pop(&mut b).unwrap();
         assert_eq!(s.flow_mut().queued_bytes, 0);
+    }
+
+    #[test]
+    fn the_shared_budget_bounds_queues_and_windows_together_and_gets_every_byte_back() {
+        let cost = delivery(QoS::AtLeastOnce, 100).cost();
+        let mut b = Budget::new(3 * cost);
+        let (mut s1, mut s2) = (Session::new("a".into()), Session::new("b".into()));
+        s1.enqueue(delivery(QoS::AtLeastOnce, 100), 10, 1 << 20, false, &mut b).unwrap();
+        s2.enqueue(delivery(QoS::AtLeastOnce, 100), 10, 1 << 20, false, &mut b).unwrap();
+        // Into the window: the bytes stay taken while the message waits for its PUBACK.
+        let d = s1.pop(&mut b).unwrap();
+        let pid = s1.alloc_pid().unwrap();
+        s1.push_inflight(Inflight { pid, d, state: OutState::AwaitPubAck, sent: true }, &mut b);
+        s1.enqueue(delivery(QoS::AtLeastOnce, 100), 10, 1 << 20, false, &mut b).unwrap();
+        assert_eq!(b.used(), 3 * cost);
+        // Full for every session, even one whose own queue is empty, and drop-oldest cannot
+        // make room from a queue that holds nothing.
+        let mut s3 = Session::new("c".into());
+        assert!(matches!(s3.enqueue(delivery(QoS::AtLeastOnce, 1), 10, 1 << 20, true, &mut b), Err(QueueFull::DroppedNew)));
+        assert!(matches!(s2.enqueue(delivery(QoS::AtLeastOnce, 100), 10, 1 << 20, true, &mut b), Err(QueueFull::DroppedOldest(_))));
+        assert_eq!(b.used(), 3 * cost, "its own oldest made room");
+        assert_eq!(s1.held_bytes(), 2 * cost);
+        s1.take_inflight(pid, &mut b).unwrap();
+        s1.clear(&mut b);
+        s2.clear(&mut b);
+        assert_eq!(b.used(), 0);
+    }
+
+    #[test]
+    fn several_subscription_identifiers_count_in_a_deliverys_cost() {
+        let mut d = delivery(QoS::AtLeastOnce, 10);
+        let bare = d.cost();
+        for id in 0..100 {
+            d.sub_ids.push(id);
+        }
+        assert_eq!(d.cost(), bare + 400 + HEAP_HEADER);
     }
 
     #[test]
@@ -559,15 +682,16 @@ mod tests {
     #[test]
     fn restored_ids_are_skipped_and_acks_in_any_order_keep_the_resend_hint() {
         let mut s = Session::new("c".into());
+        let mut b = Budget::new(usize::MAX);
         for p in [1u16, 2, 3] {
             let pid = PacketId::new(p).unwrap();
-            s.push_restored(Inflight { pid, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: false });
+            s.push_restored(Inflight { pid, d: delivery(QoS::AtLeastOnce, 1), state: OutState::AwaitPubAck, sent: false }, &mut b);
         }
         assert_eq!(s.alloc_pid().unwrap().get(), 4);
         assert_eq!(s.next_unsent(), Some(0));
         s.flow_mut().inflight[0].sent = true;
         assert_eq!(s.next_unsent(), Some(1));
-        s.take_inflight(PacketId::new(1).unwrap()).unwrap();
+        s.take_inflight(PacketId::new(1).unwrap(), &mut b).unwrap();
         assert_eq!(s.next_unsent(), Some(0));
         assert_eq!(s.flow_mut().inflight[0].pid.get(), 2);
         s.flow_mut().inflight[0].sent = true;

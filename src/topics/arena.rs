@@ -25,6 +25,18 @@ impl NodeId {
 /// within its noise (a shared, loaded 2-core machine); re-measure on a quiet target board.
 const FEW_MAX: usize = 8;
 
+/// What a node's entry in its parent's child table costs at most: 24 bytes (level pointer and
+/// id) in a `Vec` of at most [`FEW_MAX`] grown by doubling (48), or in a `HashMap` kept at
+/// most 7/8 full and grown by doubling, with a control byte (under 64).
+pub(super) const CHILD_ENTRY_BYTES: usize = 64;
+
+/// What one node costs at most besides its level's bytes and its payload `T`: its links and
+/// payload slots in the arena's vectors and its free-list slot (all grown by doubling, so
+/// counted twice), its entry in its parent's child table, and the allocation of its level.
+pub(super) const fn node_bytes(payload: usize) -> usize {
+    2 * (core::mem::size_of::<Links>() + payload + core::mem::size_of::<NodeId>()) + CHILD_ENTRY_BYTES + crate::budget::HEAP_HEADER
+}
+
 /// A node's keyed children: few are scanned (string lengths compare without touching the heap),
 /// many are hashed (std's SipHash, keyed per process: levels come from clients).
 #[derive(Debug)]

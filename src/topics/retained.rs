@@ -32,6 +32,10 @@ impl<R> Default for Retained<R> {
 }
 
 impl<R> Retained<R> {
+    /// Heap bytes one node costs at most, besides its level's bytes: a topic of `n` levels adds
+    /// at most `n` nodes.
+    pub const NODE_BYTES: usize = super::arena::node_bytes(core::mem::size_of::<Option<R>>());
+
     /// An empty index.
     pub fn new() -> Self {
         Retained { arena: Arena::new(), len: 0 }
@@ -50,6 +54,12 @@ impl<R> Retained<R> {
     /// Live nodes, the root included: 1 for an empty index.
     pub fn node_count(&self) -> usize {
         self.arena.live()
+    }
+
+    /// Calls `f` with every retained message, in no particular order (a scan of the arena: for
+    /// diagnostics).
+    pub fn for_each_value(&self, f: impl FnMut(&R)) {
+        self.arena.data.iter().flatten().for_each(f);
     }
 
     /// Stores `r` for `topic`; returns the message it replaces.

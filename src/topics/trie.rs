@@ -105,6 +105,18 @@ impl<K: Copy + Eq, V> Default for Trie<K, V> {
 }
 
 impl<K: Copy + Eq, V> Trie<K, V> {
+    /// Heap bytes one node costs at most, besides its level's bytes (see
+    /// [`crate::broker::cost::subscription`]): a filter of `n` levels adds at most `n` nodes.
+    pub const NODE_BYTES: usize = super::arena::node_bytes(core::mem::size_of::<Node<K, V>>());
+
+    /// Heap bytes one subscription's entry costs at most: its slot in a node's (or a group's)
+    /// list, grown by doubling.
+    pub const ENTRY_BYTES: usize = 2 * core::mem::size_of::<(K, V)>();
+
+    /// Heap bytes one shared group costs at most besides its name's bytes: its slot in a node's
+    /// list of groups, grown by doubling, and the allocation of its name.
+    pub const GROUP_BYTES: usize = 2 * core::mem::size_of::<SharedGroup<K, V>>() + crate::budget::HEAP_HEADER;
+
     /// An empty trie (one root node).
     pub fn new() -> Self {
         Trie { arena: Arena::new(), len: 0, stack: Vec::new() }

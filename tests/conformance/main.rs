@@ -18,3 +18,4 @@ mod statements_v311;
 mod matrix_check;
 mod output;
 mod bounds;
+mod budgets;
