@@ -10,6 +10,8 @@
 #   2. static stripped release binary + budget  (cross/build.sh)
 #   3. broker smoke test under qemu-user        (cross/test.sh smoke; SKIPPED until the broker
 #      binary takes --port), and the smoke harness checked against the host's mosquitto.
+#   4. `edgemq --check-unwind` under qemu-user  (cross/test.sh unwind): a panicking hook must be
+#      caught in the shipped binary; fails unless it prints `unwind: ok` (SIGABRT = no unwinding).
 # Caches: .target/ (cargo), ~/.cache/zig (zig's libc builds), ~/.cache/edgemq-cross (venv),
 # ~/.rustup and ~/.cargo. Warm, every step is a no-op check.
 #
@@ -74,6 +76,9 @@ for t in $TARGETS; do
 done
 for t in $TARGETS; do
   step "broker smoke test under qemu: $t" bash cross/test.sh smoke "$t"
+done
+for t in $TARGETS; do
+  step "panic unwinding (--check-unwind) under qemu: $t" bash cross/test.sh unwind "$t"
 done
 step "smoke harness self-test (host mosquitto)" bash cross/test.sh smoke-selftest
 

@@ -49,7 +49,11 @@ zig_cargo() {
   case "$toolchain" in
     stable) ;;
     nightly)
-      if [ "$sub" = test ]; then args+=(-Zbuild-std); else args+=(-Zbuild-std=std,panic_abort); fi ;;
+      # Release: std and panic_unwind, named, because the release profile unwinds (hooks and
+      # broker calls are shielded with catch_unwind). The old `std,panic_abort` unwound too (cargo
+      # adds panic_unwind to any list with std) but said the opposite of what we ship.
+      # `cross/test.sh unwind` checks the binary (edgemq --check-unwind under qemu).
+      if [ "$sub" = test ]; then args+=(-Zbuild-std); else args+=(-Zbuild-std=std,panic_unwind); fi ;;
     *) echo "cross: unknown toolchain '$toolchain' for $triple" >&2; return 1 ;;
   esac
   if [ "$toolchain" = nightly ]; then

@@ -6,6 +6,7 @@
 #                                        # publish/subscribe through it with mosquitto_pub/_sub
 #   bash cross/test.sh smoke-selftest    # the same smoke checks against the host's mosquitto, to
 #                                        # show the harness itself works while the broker is not there
+#   bash cross/test.sh unwind TRIPLE...  # `edgemq --check-unwind` under qemu: must print `unwind: ok`
 #
 # `smoke` needs the release binary (cross/build.sh TRIPLE) and mosquitto-clients. It fails when
 # the binary's --help does not mention --port (a broken build).
@@ -106,6 +107,23 @@ smoke() {
   smoke_run "$port" ".target/cross/smoke-$triple.log" $runner "$bin" --port "$port"
 }
 
+# unwind TRIPLE: runs the release binary's `--check-unwind` under qemu-user (a test server whose
+# hook panics; a second client must still be served). Fails unless it prints `unwind: ok`: a std
+# built without panic_unwind turns the caught panic into an abort (SIGABRT, exit status 134).
+unwind() {
+  local triple="$1" runner bin out rc=0
+  runner="$(runner_for "$triple")"; bin="$(bin_path "$triple")"
+  [ -x "$bin" ] || { echo "unwind: $bin missing: run cross/build.sh $triple first"; return 1; }
+  echo "== cross unwind check $triple ($runner edgemq --check-unwind)"
+  # shellcheck disable=SC2086 # the runner is a command line
+  out="$(timeout 60 $runner "$bin" --check-unwind 2>&1)" || rc=$?
+  printf '%s\n' "$out"
+  if [ "$rc" = 0 ] && grep -qx 'unwind: ok' <<<"$out"; then return 0; fi
+  echo "unwind: $triple: --check-unwind FAILED (exit status $rc; 134 = SIGABRT: this build aborts" \
+    "on panic, so the panic shields around hooks and broker calls do not work)"
+  return 1
+}
+
 smoke_selftest() {
   local mosq port
   mosq="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
@@ -121,5 +139,6 @@ case "$cmd" in
   unit) for t in "$@"; do unit "$t"; done ;;
   smoke) for t in "$@"; do smoke "$t"; done ;;
   smoke-selftest) smoke_selftest ;;
-  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  unwind) for t in "$@"; do unwind "$t"; done ;;
+  *) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

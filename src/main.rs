@@ -20,6 +20,9 @@ OPTIONS:
         --check-config        check the configuration (with -c) and exit: 0 if valid, 2 if not
         --print-default-config
                               print a commented configuration with every key and its default
+        --check-unwind        check that this build catches a panicking hook (a test server on
+                              127.0.0.1, port chosen by the system): prints `unwind: ok` and exits
+                              0; a build that aborts on panic dies here with SIGABRT
     -p, --port PORT           listen on PORT (overrides the first tcp listener; default 1883)
         --bind ADDR           listen on ADDR (an IP, or IP:PORT; default 127.0.0.1)
     -v, --verbose             log debug messages (twice: trace)
@@ -40,6 +43,7 @@ struct Args {
     config: Option<PathBuf>,
     check: bool,
     print_default: bool,
+    check_unwind: bool,
     port: Option<u16>,
     bind: Option<String>,
     verbose: u8,
@@ -66,6 +70,7 @@ fn parse_args() -> Result<Parsed, String> {
             "-c" | "--config" => a.config = Some(it.next().ok_or("-c needs a file name")?.into()),
             "--check-config" => a.check = true,
             "--print-default-config" => a.print_default = true,
+            "--check-unwind" => a.check_unwind = true,
             "-p" | "--port" => {
                 let v = it.next().ok_or("-p needs a port number")?;
                 a.port = Some(v.parse().map_err(|_| format!("-p: expected a port number 0-65535, found `{v}`"))?);
@@ -93,6 +98,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.check_unwind {
+        return check_unwind::run();
+    }
     if args.print_default {
         print!("{}", config::default_config_text());
         return ExitCode::SUCCESS;
@@ -221,5 +229,167 @@ fn reload(handle: &edgemq::Handle, source: Option<&std::path::Path>, first: &Con
     }
     if cfg.options != first.options || cfg.listeners != first.listeners || cfg.persistence != first.persistence {
         log::warn!("SIGHUP: changes to limits, MQTT options, listeners or persistence need a restart");
+    }
+}
+
+/// `edgemq --check-unwind`: proves that a panic in a hook is caught in this very binary (its std
+/// and panic runtime, on this CPU), not just in the host's test builds. A std built with
+/// `panic_abort` only turns every panic into an abort, and the shields around hooks and broker
+/// calls would then take the whole gateway down instead of one call.
+mod check_unwind {
+    use edgemq::hooks::{ClientInfo, Hook, MessageView, Point, Provides, Verdict};
+    use edgemq::listeners::ListenerConfig;
+    use edgemq::{Options, Server};
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    use std::process::ExitCode;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    /// The topic whose PUBLISH makes the test hook panic.
+    pub const TOPIC: &str = "edgemq/check-unwind";
+    const PANIC_MESSAGE: &str = "edgemq --check-unwind: deliberate panic in a hook";
+    /// Every wait is bounded by this (generous: the check also runs under qemu-user).
+    const WAIT: Duration = Duration::from_secs(10);
+
+    struct PanicOnTopic {
+        fired: Arc<AtomicBool>,
+    }
+
+    impl Hook for PanicOnTopic {
+        fn id(&self) -> &str {
+            "check-unwind"
+        }
+        fn provides(&self) -> Provides {
+            Provides::of(&[Point::OnPublish])
+        }
+        fn on_publish(&mut self, _client: &ClientInfo<'_>, msg: &MessageView<'_>) -> Verdict {
+            if msg.topic == TOPIC {
+                self.fired.store(true, Ordering::SeqCst);
+                panic!("{PANIC_MESSAGE}");
+            }
+            Verdict::Continue
+        }
+    }
+
+    pub fn run() -> ExitCode {
+        match check() {
+            Ok(()) => {
+                println!("unwind: ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("unwind: FAILED: {e}");
+                ExitCode::from(1)
+            }
+        }
+    }
+
+    fn check() -> Result<(), String> {
+        // The deliberate panic prints one line instead of the default report; other panics
+        // keep the default report.
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let p = info.payload();
+            let text = p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str));
+            if text == Some(PANIC_MESSAGE) {
+                eprintln!("check-unwind: the test hook panicked on purpose (a build that cannot unwind aborts now)");
+            } else {
+                default_hook(info);
+            }
+        }));
+
+        let fired = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel();
+        let hook_fired = fired.clone();
+        std::thread::Builder::new()
+            .name("check-unwind-server".into())
+            .spawn(move || {
+                let result = (|| -> std::io::Result<()> {
+                    let mut server = Server::new(Options::default())?;
+                    server.add_hook(PanicOnTopic { fired: hook_fired });
+                    server.add_listener(ListenerConfig::tcp("check-unwind", "127.0.0.1:0"))?;
+                    let _ = ready_tx.send(Ok((server.handle(), server.local_addrs())));
+                    server.serve()
+                })();
+                match result {
+                    Ok(()) => {
+                        let _ = done_tx.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        let _ = done_tx.send(Err(e.to_string()));
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start the server thread: {e}"))?;
+        let (handle, addrs) = match ready_rx.recv_timeout(WAIT) {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return Err(format!("the test server did not start: {e}")),
+            Err(_) => return Err(format!("the test server did not start within {WAIT:?}")),
+        };
+        let addr: SocketAddr = addrs
+            .first()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("the test server has no TCP address: {addrs:?}"))?;
+
+        // First client: PUBLISH QoS 1 to the topic; the hook panics. The broker treats a
+        // panicking hook as "no opinion" (PUBACK) and may instead drop the connection; both are
+        // fine. What matters is that the process and the loop survive.
+        let mut first = connect(addr, "check-unwind-1")?;
+        let mut publish = vec![0x32, (2 + TOPIC.len() + 2 + 5) as u8];
+        publish.extend_from_slice(&(TOPIC.len() as u16).to_be_bytes());
+        publish.extend_from_slice(TOPIC.as_bytes());
+        publish.extend_from_slice(&[0x00, 0x01]);
+        publish.extend_from_slice(b"panic");
+        first.write_all(&publish).map_err(|e| format!("PUBLISH: {e}"))?;
+        let mut puback = [0u8; 4];
+        match first.read_exact(&mut puback) {
+            Ok(()) if puback == [0x40, 0x02, 0x00, 0x01] => {}
+            Ok(()) => return Err(format!("expected PUBACK 40 02 00 01 after the panic, got {puback:02x?}")),
+            Err(e) if matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset) => {}
+            Err(e) => return Err(format!("no PUBACK (nor a closed connection) after the panic: {e}")),
+        }
+        if !fired.load(Ordering::SeqCst) {
+            return Err("the test hook was not called for the PUBLISH".into());
+        }
+
+        // Second client: the loop still accepts, connects and answers.
+        let mut second = connect(addr, "check-unwind-2")?;
+        second.write_all(&[0xC0, 0x00]).map_err(|e| format!("PINGREQ: {e}"))?;
+        let mut pingresp = [0u8; 2];
+        second.read_exact(&mut pingresp).map_err(|e| format!("no PINGRESP after the panic: {e}"))?;
+        if pingresp != [0xD0, 0x00] {
+            return Err(format!("expected PINGRESP d0 00, got {pingresp:02x?}"));
+        }
+        drop((first, second));
+
+        handle.stop().map_err(|e| format!("cannot stop the test server: {e:?}"))?;
+        match done_rx.recv_timeout(WAIT) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("the test server failed: {e}")),
+            Err(_) => Err(format!("the test server did not stop within {WAIT:?}")),
+        }
+    }
+
+    /// Connects and sends an MQTT 3.1.1 CONNECT (clean session, no credentials); expects
+    /// CONNACK accepted.
+    fn connect(addr: SocketAddr, client_id: &str) -> Result<TcpStream, String> {
+        let mut s = TcpStream::connect_timeout(&addr, WAIT).map_err(|e| format!("connect to {addr}: {e}"))?;
+        s.set_read_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        s.set_write_timeout(Some(WAIT)).map_err(|e| e.to_string())?;
+        let mut connect = vec![0x10, (10 + 2 + client_id.len()) as u8];
+        connect.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C]);
+        connect.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
+        connect.extend_from_slice(client_id.as_bytes());
+        s.write_all(&connect).map_err(|e| format!("{client_id}: CONNECT: {e}"))?;
+        let mut connack = [0u8; 4];
+        s.read_exact(&mut connack).map_err(|e| format!("{client_id}: no CONNACK: {e}"))?;
+        if connack != [0x20, 0x02, 0x00, 0x00] {
+            return Err(format!("{client_id}: expected CONNACK 20 02 00 00, got {connack:02x?}"));
+        }
+        Ok(s)
     }
 }

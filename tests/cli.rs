@@ -1,5 +1,6 @@
 //! The `edgemq` binary: config errors exit with status 2 and name file, line and key; the
-//! default config round-trips; a real broker on -p PORT serves and stops on SIGTERM.
+//! default config round-trips; a real broker on -p PORT serves and stops on SIGTERM; the binary
+//! survives a panicking hook (--check-unwind).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -73,6 +74,20 @@ fn the_printed_default_config_passes_check_config() {
 fn an_unknown_flag_exits_2() {
     let out = bin().arg("--frobnicate").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_unwind_survives_a_panicking_hook_and_prints_unwind_ok() {
+    let out = bin().arg("--check-unwind").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // A std that aborts on panic kills the process with SIGABRT (no exit code).
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), "unwind: ok");
 }
 
 /// A port free right now and not handed to another test of this process: two tests running in
