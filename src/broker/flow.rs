@@ -353,6 +353,11 @@ impl Broker {
             }
             let Some(s) = self.sessions.get_mut(key as usize) else { return };
             let f = s.flow_mut();
+            // [MQTT-3.3.4-9] the new connection's Receive Maximum holds for resends too: no
+            // more unacknowledged PUBLISH out than it allows (the rest go as others complete).
+            if f.inflight[i].state != OutState::AwaitPubComp && f.inflight.iter().filter(|e| e.sent && e.state != OutState::AwaitPubComp).count() >= window {
+                break;
+            }
             f.inflight[i].sent = true;
             let entry = f.inflight[i].clone();
             match entry.state {
@@ -362,6 +367,11 @@ impl Broker {
                 _ => {
                     if self.send_publish(id, &entry.d, Some(entry.pid), true, now) {
                         self.with_client_hooks(id, Point::OnQosPublish, |h, info| h.on_qos_publish(info, &entry.d.msg.view(), entry.pid, true));
+                    } else if let Some(s) = self.sessions.get_mut(key as usize) {
+                        // [MQTT-3.1.2-25] too large for the new connection's Maximum Packet Size:
+                        // dropped (counted in send_publish) and treated as completed, so it does
+                        // not hold the window for ever.
+                        let _ = s.take_inflight(entry.pid, &mut self.queued);
                     }
                 }
             }

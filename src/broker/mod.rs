@@ -514,7 +514,9 @@ impl Broker {
     /// packet size are not sent [MQTT-3.1.2-24]; returns false then.
     pub(crate) fn send(&mut self, id: ClientId, pkt: &Packet<'_>) -> bool {
         let Some(slot) = self.conns.get(id.slot as usize) else { return false };
-        if slot.id != id {
+        // Nothing follows the last packet of a closing connection (its DISCONNECT or CONNACK
+        // was sent before it was marked closing).
+        if slot.id != id || slot.state == ConnState::Closing {
             return false;
         }
         // A new chunk once the last is full, or when this packet would not fit in what is left

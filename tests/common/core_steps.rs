@@ -738,7 +738,7 @@ pub fn run(data: &[u8], max_steps: usize) -> Result<(), String> {
 /// identifier: "invalid key" panic in src/broker/flow.rs (`self.sessions[key]` after
 /// `route`). While true, a program that panics there stops as passed (the broker's state after
 /// a panic means nothing); flip to false once fixed.
-pub const KNOWN_GAP_OWN_PUBLISH_ENDS_SESSION: bool = true;
+pub const KNOWN_GAP_OWN_PUBLISH_ENDS_SESSION: bool = false;
 
 thread_local! {
     /// Where the last panic inside a step happened (recorded by the hook [`quiet_panics`]
