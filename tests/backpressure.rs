@@ -335,3 +335,36 @@ fn stalled_partial_connects_do_not_slow_a_working_pair() {
         drop(stalled);
     }
 }
+
+/// The handshake cap is per listener: idle connections filling one HTTP stats listener's
+/// `max_handshakes` do not lock out another listener's clients.
+#[test]
+fn idle_connections_on_one_listener_do_not_lock_out_another() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = thread::spawn(move || {
+        let mut s = Server::new(Options { max_handshakes: 2, ..Options::default() })?;
+        s.add_listener(ListenerConfig::http("stats-a", "127.0.0.1:0"))?;
+        s.add_listener(ListenerConfig::http("stats-b", "127.0.0.1:0"))?;
+        let _ = tx.send((s.local_addrs(), s.handle()));
+        s.serve()
+    });
+    let (addrs, handle) = rx.recv_timeout(Duration::from_secs(5)).expect("server did not start");
+    // Two idle connections fill listener a; the third is closed at once.
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addrs[0]).unwrap()).collect();
+    thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(&addrs[0]).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    let _ = third.write_all(b"GET /stats HTTP/1.0\r\n\r\n");
+    assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)), "a third connection beyond max_handshakes was served");
+    // Listener b answers.
+    let mut b = TcpStream::connect(&addrs[1]).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    b.write_all(b"GET /stats HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = b.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1."), "listener b did not answer: {answer:?}");
+    drop(idle);
+    let _ = handle.stop();
+    thread.join().unwrap().unwrap();
+}

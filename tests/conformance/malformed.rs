@@ -144,3 +144,15 @@ fn a_connect_larger_than_max_connect_size_is_refused_from_its_fixed_header() {
     assert_eq!(t.take(c), hex("20 03 00 95 00"));
     assert!(t.b.is_closing(c));
 }
+
+#[test]
+fn a_partial_frame_older_than_frame_timeout_closes_the_connection_even_without_keep_alive() {
+    let opts = edgemq::Options { frame_timeout_ms: 5_000, ..edgemq::Options::default() };
+    let mut t = TestBroker::with(opts);
+    let c = t.connect(V5, "slow"); // keep alive 0
+    t.feed(c, &hex("30 0a 00 01 74")); // 5 of 12 bytes of a PUBLISH
+    t.advance(4_000);
+    assert!(!t.b.is_closing(c), "closed before frame_timeout_ms");
+    t.advance(2_500);
+    assert!(t.b.is_closing(c), "a partial frame older than frame_timeout_ms must close the connection");
+}
