@@ -113,7 +113,7 @@ pub struct Conn {
     pub(crate) tx: Vec<Vec<u8>>,
     /// Keep alive in milliseconds (0: none; at most 65,535,000).
     pub(crate) keep_alive_ms: u32,
-    /// Largest packet the client accepts [MQTT-3.1.2-24].
+    /// Largest packet the client accepts [MQTT-5.0:3.1.2-24].
     pub(crate) max_packet_out: u32,
     /// When ([`Instant::low32`]) input was last seen: within 24 days of now whenever it is read
     /// (keep alive is at most 65,535 s).

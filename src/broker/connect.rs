@@ -311,7 +311,7 @@ impl Broker {
         };
         let ack = ConnAck { session_present, reason: ReasonCode::Success, properties: props };
         if !self.send(id, &Packet::ConnAck(ack)) {
-            // Larger than the client's Maximum Packet Size [MQTT-3.1.2-24]: the properties are
+            // Larger than the client's Maximum Packet Size [MQTT-5.0:3.1.2-24]: the properties are
             // optional, the CONNACK is not.
             let bare = ConnAck { session_present, reason: ReasonCode::Success, properties: Properties::default() };
             self.send(id, &Packet::ConnAck(bare));

@@ -4,7 +4,7 @@
 use super::conn::ConnState;
 use super::message::{Message, MessageRef};
 use super::{cost, Broker, ClientId, OutRoom};
-use crate::hooks::{Access, ClientInfo, MessageView, Point, Selected};
+use crate::hooks::{Access, MessageView, Point, Selected};
 use crate::options::QueueFullPolicy;
 use crate::packets::{Ack, Packet, PacketId, Properties, Publish, QoS, QosPid, ReasonCode};
 use crate::session::{Delivery, Inflight, OutState, QueueFull, SubIdList};
@@ -129,7 +129,7 @@ impl Broker {
         if topic.starts_with('$') {
             return Err(not_authorized);
         }
-        // [MQTT-3.3.2-?] we validate the payload format indicator: 1 means UTF-8.
+        // (MQTT 5.0 §3.3.2.3.2) we validate the payload format indicator: 1 means UTF-8.
         if v5 && p.properties.payload_format_indicator == Some(1) && core::str::from_utf8(p.payload).is_err() {
             return Err(ReasonCode::PayloadFormatInvalid);
         }
@@ -546,7 +546,7 @@ impl Broker {
         match s.inflight_mut(a.pid) {
             Some(i) if i.state == OutState::AwaitPubRec || i.state == OutState::AwaitPubComp => {
                 if a.reason.is_error() {
-                    // [MQTT-4.3.3-?] a failed PUBREC ends the exchange.
+                    // (MQTT 5.0 §4.3.3) a PUBREC with a reason code of 0x80 or more ends the exchange.
                     if let Some(gone) = s.take_inflight(a.pid, &mut self.queued) {
                         if let (true, Some(s)) = (self.hooks.provides(Point::OnQosDropped), self.sessions.get(key as usize)) {
                             let view = gone.d.msg.view();
@@ -582,12 +582,5 @@ impl Broker {
         let v5 = self.conn(id).is_some_and(|c| c.version.is_v5());
         let reason = if found || !v5 { ReasonCode::Success } else { ReasonCode::PacketIdentifierNotFound };
         self.send(id, &Packet::PubComp(Ack { pid, reason, properties: Properties::default() }));
-    }
-
-    /// Client info for an ACL check on delivery (unused for now; reads are checked at
-    /// subscribe time).
-    #[allow(dead_code)]
-    pub(crate) fn acl_read(&mut self, info: &ClientInfo<'_>, topic: &str) -> bool {
-        !self.hooks.provides(Point::OnAclCheck) || self.hooks.any(Point::OnAclCheck, |h| h.on_acl_check(info, topic, Access::Read))
     }
 }

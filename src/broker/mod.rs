@@ -511,7 +511,7 @@ impl Broker {
     // Output
 
     /// Encodes a packet into the connection's output. Packets larger than the client's maximum
-    /// packet size are not sent [MQTT-3.1.2-24]; returns false then.
+    /// packet size are not sent [MQTT-5.0:3.1.2-24]; returns false then.
     pub(crate) fn send(&mut self, id: ClientId, pkt: &Packet<'_>) -> bool {
         let Some(slot) = self.conns.get(id.slot as usize) else { return false };
         // Nothing follows the last packet of a closing connection (its DISCONNECT or CONNACK
@@ -1046,7 +1046,7 @@ impl Broker {
             ConnState::Closing => return,
             ConnState::AwaitConnect | ConnState::Authenticating => at,
             ConnState::Connected if c.keep_alive_ms == 0 => return,
-            // [MQTT-3.1.2-24] one and a half times the keep alive without a packet: close.
+            // [MQTT-3.1.1:3.1.2-24] one and a half times the keep alive without a packet: close.
             ConnState::Connected => Instant(now.millis() - now.ms_since_low32(c.last_rx) as u64) + Duration::from_millis(c.keep_alive_ms as u64 * 3 / 2),
         };
         if deadline <= now {
@@ -1172,7 +1172,7 @@ impl Broker {
         self.hooks.each(Point::OnStopped, |h| h.on_stopped());
     }
 
-    #[allow(dead_code)]
+    /// The protocol version of a connection (3.1.1 when it is gone).
     pub(crate) fn version_of(&self, id: ClientId) -> Version {
         self.conn(id).map_or(Version::V3_1_1, |c| c.version)
     }

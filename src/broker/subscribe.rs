@@ -14,7 +14,7 @@ impl Broker {
         let v5 = c.version.is_v5();
         let Some(key) = c.session() else { return };
         let sub_id = sub.properties.subscription_ids.iter().next();
-        // [MQTT-3.8.2-?] subscription identifiers when the server said it has none: 0xA1.
+        // (MQTT 5.0 §3.2.2.3.12) subscription identifiers when the server said it has none: 0xA1.
         if sub_id.is_some() && !self.opts.subscription_identifier_available {
             return self.protocol_error(id, ReasonCode::SubscriptionIdentifiersNotSupported, now);
         }

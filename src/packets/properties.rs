@@ -278,7 +278,7 @@ impl<'a> Properties<'a> {
                 (0x08, Value::Str(s)) => set_once(&mut p.response_topic, s, id)?,
                 (0x09, Value::Bin(b)) => set_once(&mut p.correlation_data, b, id)?,
                 (0x0B, Value::Int(x)) => {
-                    // [MQTT-3.8.2-?] a subscription identifier of 0 is a protocol error;
+                    // (MQTT 5.0 §3.8.2.1.2) a subscription identifier of 0 is a protocol error;
                     // only one is allowed in SUBSCRIBE.
                     if x == 0 {
                         return Err(DecodeError::InvalidPropertyValue(id));
