@@ -8,8 +8,8 @@
 # (nightly, -Zbuild-std):
 #   1. library unit tests under qemu-user       (cross/test.sh unit)
 #   2. static stripped release binary + budget  (cross/build.sh)
-#   3. broker smoke test under qemu-user        (cross/test.sh smoke; SKIPPED until the broker
-#      binary takes --port), and the smoke harness checked against the host's mosquitto.
+#   3. broker smoke test under qemu-user        (cross/test.sh smoke; gated on `edgemq --help`
+#      naming --port, which it does), and the smoke harness checked against the host's mosquitto.
 #   4. `edgemq --check-unwind` under qemu-user  (cross/test.sh unwind): a panicking hook must be
 #      caught in the shipped binary; fails unless it prints `unwind: ok` (SIGABRT = no unwinding).
 # Caches: .target/ (cargo), ~/.cache/zig (zig's libc builds), ~/.cache/edgemq-cross (venv),
