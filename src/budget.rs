@@ -13,6 +13,74 @@
 /// every allocation a client chooses the size of.
 pub const HEAP_HEADER: usize = 32;
 
+use core::mem::size_of;
+
+/// Commands the `Handle` channel holds before `Handle` calls fail with `HandleError::Full`.
+pub const COMMAND_CAPACITY: usize = 1024;
+
+/// Bytes of one command in the `Handle` channel with its slot stamp, at most (a test in
+/// `server` holds the real size to it).
+pub const COMMAND_SLOT: usize = 64;
+
+/// Failed-authentication addresses the throttle tracks at most (`hooks::throttle`).
+pub const AUTH_THROTTLE_ADDRESSES: usize = 1024;
+
+/// Bytes of one `Message` (the broker's shared message), at most (a test in `broker` holds the
+/// real size to it).
+pub const MESSAGE_SIZE: usize = 136;
+
+/// The fixed part of `Message::cost`: the message itself and its reference counts, whatever
+/// the size of what it points to.
+pub const MESSAGE_OVERHEAD: usize = MESSAGE_SIZE + 2 * size_of::<usize>();
+
+/// Bytes of one `session::Delivery`, at most (a test in `broker::message` holds the real size to it).
+pub const DELIVERY_SIZE: usize = 40;
+
+/// What one connection costs besides its buffers, user name and topic aliases: its slot in the
+/// connection table (192 bytes, twice for growth), its boxed rarely used state (136 bytes),
+/// the server's stream slot and scratch lists, its timer entries and a remote address too long
+/// to be kept inline (IPv6). Measured sizes on 64-bit targets, rounded up.
+pub const PER_CONNECTION: usize = 832;
+
+/// What one session costs besides its client identifier, subscriptions, queue, will and
+/// inbound QoS 2 identifiers: its slot in the session table (80 bytes, twice for growth), its
+/// client-id index slots, its boxed queue and window headers and rarely used state, its timer
+/// entries and its entry in the routing scratch. Measured sizes on 64-bit targets, rounded up.
+pub const PER_SESSION: usize = 576;
+
+/// What an `Rc<str>` shared by a connection, its session and the client-id index costs beyond
+/// its bytes: the allocation and the two reference counts.
+pub const SHARED_STR: usize = HEAP_HEADER + 2 * size_of::<usize>();
+
+/// One inbound QoS 2 packet identifier awaiting PUBREL: 2 bytes (a `PacketId`) in a sorted `Vec`, twice for
+/// growth.
+pub const QOS2_ID: usize = 2 * size_of::<u16>();
+
+/// One retained message matched by a SUBSCRIBE, held until the SUBACK is out: a delivery slot
+/// in a `Vec`, twice for growth.
+pub const RETAINED_MATCH: usize = 2 * DELIVERY_SIZE;
+
+/// What does not grow with any bound: the server's 64 KiB read scratch, the failed-auth throttle
+/// table ([`AUTH_THROTTLE_ADDRESSES`] addresses at about 64 bytes each in a hash
+/// map) and the timer heap's slack. Rounded up.
+pub const FIXED: usize = 64 * 1024 + AUTH_THROTTLE_ADDRESSES * 64 + 64 * 1024;
+
+/// One chunk list kept in the pool of output chunk lists (`Options::pool_capacity` of
+/// them, of at most 8 slots each).
+pub const POOLED_LIST: usize = 8 * size_of::<Vec<u8>>() + HEAP_HEADER;
+
+/// The output chunk list of one connection: `write_chunks` chunks plus the one started past
+/// them, in a `Vec` grown by doubling.
+pub const fn output_list(write_chunks: usize) -> usize {
+    (write_chunks + 1).next_power_of_two() * size_of::<Vec<u8>>()
+}
+
+/// The `Handle` channel's [`COMMAND_CAPACITY`] slots: a command and its slot stamp each (at
+/// most [`COMMAND_SLOT`] bytes, held to the real size by a test in `server`), plus two
+/// allocations a command may own (a topic and a payload).
+pub const fn command_slots() -> usize {
+    COMMAND_CAPACITY * (COMMAND_SLOT + 2 * HEAP_HEADER)
+}
 /// Bytes in use out of a limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Budget {

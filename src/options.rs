@@ -117,7 +117,7 @@ pub struct Options {
     /// Messages waiting in one session's queue (connected and waiting for the window, or offline).
     pub max_queued_messages: usize,
     /// Bytes waiting in one session's queue: each message's topic, payload and properties plus a
-    /// fixed overhead ([`crate::broker::message::Message::cost`]), and the identifiers of the
+    /// fixed overhead (`Message::cost`), and the identifiers of the
     /// subscriptions it matched when there are several ([`crate::session::Delivery::cost`]).
     pub max_queued_bytes: usize,
     /// Bytes of messages all sessions hold together, in their queues and inflight windows, each
@@ -135,7 +135,7 @@ pub struct Options {
     pub max_subscriptions_per_client: usize,
     /// Bytes of subscriptions all sessions hold together: each filter's copy in its session and
     /// its levels in the subscription trie, nodes included
-    /// ([`crate::broker::cost::subscription`]). A new subscription that does not fit gets SUBACK
+    /// (`broker::cost::subscription`). A new subscription that does not fit gets SUBACK
     /// 0x97 quota exceeded (0x80 in 3.x) for that filter; unsubscribing and ending a session give
     /// the bytes back.
     pub max_subscription_bytes: usize,
@@ -159,7 +159,7 @@ pub struct Options {
     /// delivered) and counted as dropped.
     pub max_retained_messages: usize,
     /// Bytes of retained messages kept, each counted as for `max_queued_bytes` plus its topic's
-    /// nodes in the retained index ([`crate::broker::cost::retained`]); beyond it as for
+    /// nodes in the retained index (`broker::cost::retained`); beyond it as for
     /// `max_retained_messages`.
     pub max_retained_bytes: usize,
     /// Largest session expiry interval granted, in seconds (CONNACK carries the override).
@@ -178,7 +178,7 @@ pub struct Options {
     pub topic_alias_maximum: u16,
     /// Bytes of topic alias tables all connections hold together, inbound (the client's
     /// aliases, up to `topic_alias_maximum` each) and outbound (ours, up to the client's
-    /// maximum), each topic with a fixed overhead ([`crate::broker::cost`]). An inbound alias
+    /// maximum), each topic with a fixed overhead (`broker::cost`). An inbound alias
     /// that does not fit gets DISCONNECT 0x97 quota exceeded; outbound aliases take at most
     /// half of it (past that a topic is sent in full, without an alias), so ours never crowd
     /// out the clients'. A closed connection gives its tables back.
@@ -361,7 +361,7 @@ impl Options {
     /// what rustls and tungstenite hold for TLS and WebSocket connections once their CONNECT
     /// has arrived (see README.md, "Default bounds").
     pub fn memory_terms(&self) -> Vec<(&'static str, usize)> {
-        use crate::broker::cost;
+        use crate::budget as cost;
         use crate::broker::message::MESSAGE_OVERHEAD;
         use crate::budget::HEAP_HEADER;
         let m = |a: usize, b: usize| a.saturating_mul(b);
@@ -421,7 +421,7 @@ impl Options {
     }
 
     /// Bytes the [`crate::Handle`] command channel may hold in topics, payloads, packets and
-    /// client identifiers together, besides its [`crate::server::COMMAND_CAPACITY`] slots: four
+    /// client identifiers together, besides its [`crate::budget::COMMAND_CAPACITY`] slots: four
     /// packets of `max_packet_size`. One command may carry at most `max_packet_size`.
     pub fn command_memory(&self) -> usize {
         (self.max_packet_size as usize).saturating_mul(4)

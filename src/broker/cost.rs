@@ -12,54 +12,11 @@
 use super::message::{Message, MessageRef};
 use super::SubEntry;
 use crate::budget::HEAP_HEADER;
-use crate::session::{Delivery, Subscription, WillMessage};
+use crate::session::{Subscription, WillMessage};
 use crate::topics::{Retained, Trie};
 use core::mem::size_of;
 
-/// What one connection costs besides its buffers, user name and topic aliases: its slot in the
-/// connection table (192 bytes, twice for growth), its boxed rarely used state (136 bytes),
-/// the server's stream slot and scratch lists, its timer entries and a remote address too long
-/// to be kept inline (IPv6). Measured sizes on 64-bit targets, rounded up.
-pub const PER_CONNECTION: usize = 832;
-
-/// What one session costs besides its client identifier, subscriptions, queue, will and
-/// inbound QoS 2 identifiers: its slot in the session table (80 bytes, twice for growth), its
-/// client-id index slots, its boxed queue and window headers and rarely used state, its timer
-/// entries and its entry in the routing scratch. Measured sizes on 64-bit targets, rounded up.
-pub const PER_SESSION: usize = 576;
-
-/// What an `Rc<str>` shared by a connection, its session and the client-id index costs beyond
-/// its bytes: the allocation and the two reference counts.
-pub const SHARED_STR: usize = HEAP_HEADER + 2 * size_of::<usize>();
-
-/// One inbound QoS 2 packet identifier awaiting PUBREL: 2 bytes in a sorted `Vec`, twice for
-/// growth.
-pub const QOS2_ID: usize = 2 * size_of::<crate::packets::PacketId>();
-
-/// One retained message matched by a SUBSCRIBE, held until the SUBACK is out: a delivery slot
-/// in a `Vec`, twice for growth.
-pub const RETAINED_MATCH: usize = 2 * size_of::<Delivery>();
-
-/// What does not grow with any bound: the server's 64 KiB read scratch, the failed-auth throttle
-/// table ([`crate::hooks::throttle::MAX_ADDRESSES`] addresses at about 64 bytes each in a hash
-/// map) and the timer heap's slack. Rounded up.
-pub const FIXED: usize = 64 * 1024 + crate::hooks::throttle::MAX_ADDRESSES * 64 + 64 * 1024;
-
-/// One chunk list kept in the pool of output chunk lists ([`crate::Options::pool_capacity`] of
-/// them, of at most 8 slots each).
-pub const POOLED_LIST: usize = 8 * size_of::<Vec<u8>>() + HEAP_HEADER;
-
-/// The output chunk list of one connection: `write_chunks` chunks plus the one started past
-/// them, in a `Vec` grown by doubling.
-pub const fn output_list(write_chunks: usize) -> usize {
-    (write_chunks + 1).next_power_of_two() * size_of::<Vec<u8>>()
-}
-
-/// The [`crate::Handle`] channel's [`crate::server::COMMAND_CAPACITY`] slots: a command and
-/// its slot stamp each, plus two allocations a command may own (a topic and a payload).
-pub const fn command_slots() -> usize {
-    crate::server::COMMAND_CAPACITY * (size_of::<crate::server::Command>() + size_of::<usize>() + 2 * HEAP_HEADER)
-}
+pub use crate::budget::{output_list, FIXED, PER_CONNECTION, PER_SESSION, POOLED_LIST, QOS2_ID, RETAINED_MATCH, SHARED_STR};
 
 /// One subscription, counted against `max_subscription_bytes`: its record in the session (a
 /// `Vec` slot, twice for growth, and the filter's allocation), the filter's levels in the trie

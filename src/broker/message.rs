@@ -45,9 +45,8 @@ pub struct Message {
 /// A shared, immutable message.
 pub type MessageRef = Rc<Message>;
 
-/// The fixed part of [`Message::cost`]: the message itself and its reference counts, whatever
-/// the size of what it points to.
-pub const MESSAGE_OVERHEAD: usize = core::mem::size_of::<Message>() + 2 * core::mem::size_of::<usize>();
+/// The fixed part of [`Message::cost`] (defined in the low `budget` room, which `Options` reads).
+pub use crate::budget::MESSAGE_OVERHEAD;
 
 impl Message {
     /// Builds a message from a decoded PUBLISH (topic already resolved from any alias).
@@ -164,5 +163,19 @@ mod tests {
             user: vec![0x26, 0, 1, b'k', 0, 2, b'v', b'v'].into(),
         };
         assert_eq!(message(props).cost(), bare + 100 + 200 + 300 + 8);
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// The budget room's estimates, which `Options::memory_terms` uses without importing the
+    /// broker, bound the real sizes.
+    #[test]
+    fn the_budget_estimates_bound_the_real_sizes() {
+        use core::mem::size_of;
+        assert!(size_of::<super::Message>() <= crate::budget::MESSAGE_SIZE);
+        assert!(size_of::<crate::session::Delivery>() <= crate::budget::DELIVERY_SIZE);
+        assert!(size_of::<crate::server::Command>() + size_of::<usize>() <= crate::budget::COMMAND_SLOT);
+        assert_eq!(crate::hooks::throttle::MAX_ADDRESSES, crate::budget::AUTH_THROTTLE_ADDRESSES);
     }
 }

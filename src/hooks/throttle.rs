@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Most remote addresses tracked at once.
-pub const MAX_ADDRESSES: usize = 1024;
+pub const MAX_ADDRESSES: usize = crate::budget::AUTH_THROTTLE_ADDRESSES;
 
 /// The span failures are counted over, from an address's first failure.
 pub const WINDOW: Duration = Duration::from_secs(60);

@@ -156,6 +156,7 @@ impl ListenerConfig {
 
 pub mod http;
 pub mod pending;
+mod ticket;
 pub mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -5,57 +5,13 @@
 
 use super::http::{self, Head};
 use super::stream::Stream;
+pub use super::ticket::{Ticket, Tickets};
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use std::cell::Cell;
 use std::io::{self, ErrorKind, Read, Write};
-use std::rc::Rc;
 #[cfg(feature = "tls")]
 use {super::tls::TlsStream, rustls::ServerConfig, std::sync::Arc};
-
-/// A listener's count of connections that hold transport state outside the broker's buffer
-/// budget: from accept until their CONNECT has arrived (TLS, WebSocket) or their request is
-/// answered (HTTP stats). At most `max_handshakes`: a connection that finds them all taken is
-/// closed at once. Clones share the count.
-#[derive(Clone, Debug)]
-pub struct Tickets {
-    held: Rc<Cell<usize>>,
-    max: usize,
-}
-
-impl Tickets {
-    /// A count of at most `max` (`max_handshakes`).
-    pub fn new(max: usize) -> Tickets {
-        Tickets { held: Rc::new(Cell::new(0)), max }
-    }
-
-    /// One place, if one is free.
-    pub fn take(&self) -> Option<Ticket> {
-        let n = self.held.get();
-        if n >= self.max {
-            return None;
-        }
-        self.held.set(n + 1);
-        Some(Ticket(self.held.clone()))
-    }
-
-    /// Places taken.
-    pub fn held(&self) -> usize {
-        self.held.get()
-    }
-}
-
-/// One connection's place among its listener's [`Tickets`], given back when dropped (the
-/// connection closed, or [`Stream::connected`] was called).
-#[derive(Debug)]
-pub struct Ticket(Rc<Cell<usize>>);
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.0.set(self.0.get().saturating_sub(1));
-    }
-}
 
 /// What a TCP listener runs on top of the socket, resolved from its [`super::ListenerKind`]
 /// (TLS configuration loaded from its files).
@@ -266,7 +222,7 @@ impl Pending {
         };
         let ticket = match setup.tickets().map(Tickets::take) {
             Some(None) => {
-                let max = setup.tickets().map_or(0, |t| t.max);
+                let max = setup.tickets().map_or(0, Tickets::max);
                 let why = format!("{max} connections in a handshake or before CONNECT (max_handshakes): connection refused");
                 return Err(io::Error::other(why));
             }

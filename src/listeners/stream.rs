@@ -69,7 +69,7 @@ impl Stream {
     /// Holds `ticket` (the connection's place among its listener's `max_handshakes`) until
     /// [`Stream::connected`] or the stream is dropped.
     #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(dead_code, unused_variables))]
-    pub(crate) fn hold(&mut self, ticket: Option<super::pending::Ticket>) {
+    pub(crate) fn hold(&mut self, ticket: Option<super::ticket::Ticket>) {
         match self {
             Stream::Tcp(_) | Stream::Unix(_) => {}
             #[cfg(feature = "tls")]

@@ -71,7 +71,7 @@ pub struct TlsStream {
     conn: ServerConnection,
     sock: TcpStream,
     /// The connection's place among its listener's `max_handshakes`, until CONNECT.
-    pub(crate) ticket: Option<super::pending::Ticket>,
+    pub(crate) ticket: Option<super::ticket::Ticket>,
 }
 
 impl core::fmt::Debug for TlsStream {

@@ -107,7 +107,7 @@ pub struct WsStream<S> {
     /// The settings to switch to at CONNECT ([`WsStream::connected`]); `None` once done.
     after_connect: Option<WebSocketConfig>,
     /// The connection's place among its listener's `max_handshakes`, until CONNECT.
-    pub(crate) ticket: Option<super::pending::Ticket>,
+    pub(crate) ticket: Option<super::ticket::Ticket>,
 }
 
 impl<S> core::fmt::Debug for WsStream<S> {

@@ -61,7 +61,7 @@ pub enum Command {
 /// each time it wakes, so the bound is reached only when senders outpace it (or it is not
 /// running): a full channel is an error, [`HandleError::Full`], never a block or growth. The
 /// bytes the waiting commands carry are bounded too ([`crate::Options::command_memory`]).
-pub const COMMAND_CAPACITY: usize = 1024;
+pub use crate::budget::COMMAND_CAPACITY;
 
 impl Command {
     /// Bytes this command carries that its sender chose the size of: topic and payload, the

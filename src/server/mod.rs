@@ -69,8 +69,6 @@ struct Listener {
     handshake_ms: u64,
     /// The listener's name, shared by its connections.
     name: std::rc::Rc<str>,
-    /// Connections of this listener in a handshake or HTTP request now (`max_handshakes`).
-    handshaking: usize,
 }
 
 /// A connection not handed to the broker (yet): TLS handshake, WebSocket upgrade, HTTP stats.
@@ -198,7 +196,7 @@ impl Server {
         let allow_anonymous = listeners::allows_anonymous(&cfg);
         let handshake_ms = cfg.handshake_timeout_ms(self.broker.options().connect_timeout_ms);
         let name = cfg.name.as_str().into();
-        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms, name, handshaking: 0 });
+        self.listeners.push(Listener { cfg, acceptor, setup, allow_anonymous, handshake_ms, name });
         Ok(())
     }
 
@@ -378,22 +376,14 @@ impl Server {
     }
 
     fn add_side(&mut self, index: usize, mut pending: Pending, remote: String, deadline: Instant, now: Instant) {
-        let cap = self.broker.options().max_handshakes;
-        let Some(l) = self.listeners.get_mut(index) else { return };
-        // Each listener has its own cap: idle connections to the stats port cannot lock out
-        // TLS clients.
-        if l.handshaking >= cap {
-            log::warn!("listener `{}`: {cap} connections in handshake (max_handshakes): connection refused", l.cfg.name);
-            return;
-        }
-        l.handshaking += 1;
+        // The cap per listener (`max_handshakes`) is the listener's tickets, taken in
+        // `Pending::start`: this connection holds one.
         self.side_seq = self.side_seq.wrapping_add(1);
         let seq = self.side_seq;
         let entry = self.sides.vacant_entry();
         let key = entry.key();
         if let Err(e) = pending.register(self.poll.registry(), side_token(key, seq)) {
             log::warn!("register failed: {e}");
-            self.side_done(index);
             return;
         }
         entry.insert(Side { pending, listener: index, remote, seq });
@@ -421,7 +411,6 @@ impl Server {
                 }
                 Step::Ready(stream, cn) => {
                     let side = self.sides.remove(key);
-                    self.side_done(side.listener);
                     self.admit(side.listener, stream, side.remote, cn, true, now);
                     return;
                 }
@@ -436,14 +425,6 @@ impl Server {
     fn close_side(&mut self, key: usize) {
         if let Some(mut side) = self.sides.try_remove(key) {
             side.pending.deregister(self.poll.registry());
-            self.side_done(side.listener);
-        }
-    }
-
-    /// A side connection of listener `index` ended or was handed to the broker.
-    fn side_done(&mut self, index: usize) {
-        if let Some(l) = self.listeners.get_mut(index) {
-            l.handshaking = l.handshaking.saturating_sub(1);
         }
     }
 
