@@ -362,7 +362,7 @@ impl Options {
     /// has arrived (see README.md, "Default bounds").
     pub fn memory_terms(&self) -> Vec<(&'static str, usize)> {
         use crate::budget as cost;
-        use crate::broker::message::MESSAGE_OVERHEAD;
+        use crate::message::MESSAGE_OVERHEAD;
         use crate::budget::HEAP_HEADER;
         let m = |a: usize, b: usize| a.saturating_mul(b);
         let (c, s) = (self.max_clients, self.max_sessions);

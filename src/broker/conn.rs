@@ -7,26 +7,7 @@ use crate::time::Instant;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// A connection's identity: slot and generation, so a stale id never reaches a reused slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId {
-    /// Slot index.
-    pub slot: u16,
-    /// Generation of the slot when this connection took it.
-    pub gen: u16,
-}
-
-impl ClientId {
-    /// Packs into a `u32` (fits a mio token on 32-bit targets).
-    pub const fn to_u32(self) -> u32 {
-        (self.gen as u32) << 16 | self.slot as u32
-    }
-
-    /// Unpacks [`ClientId::to_u32`].
-    pub const fn from_u32(v: u32) -> ClientId {
-        ClientId { slot: v as u16, gen: (v >> 16) as u16 }
-    }
-}
+pub use crate::ids::ClientId;
 
 /// Facts about the peer, given by the listener that accepted it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! CONNECT, enhanced authentication, session take-over and resumption, client DISCONNECT.
 
 use super::conn::ConnState;
-use super::message::Message;
+use crate::message::Message;
 use super::{cost, Broker, ClientId};
 use crate::hooks::{AuthStep, ClientInfo, Point};
 use crate::packets::{ConnAck, Connect, Disconnect, Packet, Properties, QoS, ReasonCode, Version};

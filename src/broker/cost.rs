@@ -9,7 +9,7 @@
 //! per holder, which over-counts and never under-counts. A cost depends only on the thing
 //! itself, so it is the same when it is taken and when it is given back.
 
-use super::message::{Message, MessageRef};
+use crate::message::{Message, MessageRef};
 use super::SubEntry;
 use crate::budget::HEAP_HEADER;
 use crate::session::{Subscription, WillMessage};

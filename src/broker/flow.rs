@@ -2,7 +2,7 @@
 //! queues, and the pump that moves queued messages into the inflight window and the output.
 
 use super::conn::ConnState;
-use super::message::{Message, MessageRef};
+use crate::message::{Message, MessageRef};
 use super::{cost, Broker, ClientId, OutRoom};
 use crate::hooks::{Access, MessageView, Point, Selected};
 use crate::options::QueueFullPolicy;

@@ -1,7 +1,7 @@
 //! The embedding program's side doors: publishing as the inline client, injecting a packet as
 //! the inline client or on behalf of a connected client, and disconnecting a client by id.
 
-use super::message::Message;
+use crate::message::Message;
 use super::{Broker, ClientId};
 use crate::hooks::{ClientInfo, Point};
 use crate::packets::{self, DecodeError, Packet, ReasonCode, Version};

@@ -13,7 +13,8 @@ mod flow;
 mod ids;
 mod inject;
 mod invariants;
-pub mod message;
+/// The shared message type (its room is `crate::message`; this path is kept for users).
+pub use crate::message;
 mod restore;
 mod subscribe;
 

@@ -6,7 +6,7 @@
 //! and counted, never a reason not to start. Restoring fires no hooks (a storage hook must not
 //! see its own records written back).
 
-use super::message::{Message, MessageProps};
+use crate::message::{Message, MessageProps};
 use super::{cost, Broker, SubEntry};
 use crate::hooks::Point;
 use crate::packets::{PacketId, QoS, SubOptions};

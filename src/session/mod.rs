@@ -2,7 +2,7 @@
 //! the outbound inflight window with packet-id allocation, inbound QoS 2 state, the will and
 //! session expiry. Pure data driven by the broker; no sockets, no clock reads, no hooks.
 
-use crate::broker::message::MessageRef;
+use crate::message::MessageRef;
 use crate::budget::{Budget, HEAP_HEADER};
 use crate::packets::{PacketId, QoS, SubOptions};
 use crate::time::Instant;
@@ -61,7 +61,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// Bytes this delivery accounts for in its session's queue (`max_queued_bytes`) and in
-    /// `queue_memory`: the message ([`crate::broker::message::Message::cost`], which covers the
+    /// `queue_memory`: the message ([`crate::message::Message::cost`], which covers the
     /// delivery's own slot) and the identifiers of several matching subscriptions, a list whose
     /// length the subscriber chooses.
     pub fn cost(&self) -> usize {
@@ -140,7 +140,7 @@ pub struct Session {
     /// Client identifier (one allocation shared with the connection and the client-id index).
     pub client_id: Rc<str>,
     /// The connection this session is attached to, while connected.
-    pub conn: Option<crate::broker::ClientId>,
+    pub conn: Option<crate::ids::ClientId>,
     /// Session expiry interval in seconds (0: ends with the connection; u32::MAX: never).
     pub expiry_secs: u32,
     /// Subscriptions.
@@ -561,7 +561,7 @@ impl Flow {
 mod tests {
     use super::*;
     use crate::budget::Budget;
-    use crate::broker::message::{Message, MessageProps};
+    use crate::message::{Message, MessageProps};
     use std::rc::Rc;
 
     fn delivery(qos: QoS, len: usize) -> Delivery {

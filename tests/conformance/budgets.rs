@@ -5,7 +5,7 @@
 
 use crate::common::*;
 use edgemq::broker::cost;
-use edgemq::broker::message::{Message, MessageProps};
+use edgemq::message::{Message, MessageProps};
 use edgemq::hooks::{AuthStep, ClientInfo, Hook, Point, Provides};
 use edgemq::packets::{
     self, Disconnect, Packet, Properties, Publish, QoS, QosPid, ReasonCode, SubOptions, Subscribe, SubscribeFilters, TopicList,
