@@ -35,6 +35,7 @@ pub(crate) use unit_tests;
 mod codec;
 mod engine;
 mod scenarios;
+mod params;
 mod soak;
 mod stats;
 mod sys;

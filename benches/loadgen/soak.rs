@@ -63,7 +63,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::codec::{self, Ack, Packet, Version};
-use crate::scenarios::{Params, Report};
+use crate::params::{Params, Report};
 use crate::stats::{Arrival, Flow, Histogram, Stamp, Tracker, HEADER_LEN};
 use crate::sys;
 
