@@ -190,7 +190,7 @@ impl Conn {
 
     /// True when `write_chunks` chunks of output are queued and the last is full, or a chunk
     /// beyond them was started (chunks are cut early when a packet would not fit).
-    pub(crate) fn tx_full(&self, o: &crate::Options) -> bool {
+    pub(crate) fn tx_full(&self, o: &crate::options::Options) -> bool {
         let chunks = o.write_chunks();
         self.tx.len() > chunks || (self.tx.len() == chunks && self.tx.last().is_some_and(|b| b.len() >= o.buffer_size))
     }
@@ -199,13 +199,13 @@ impl Conn {
     /// delivery bound (`write_chunks`) plus one chunk of acknowledgements waits, or more than one
     /// chunk waits while the shared buffer budget is used up. Its client must read first
     /// (or the write-stall timeout closes it): acknowledgements and PINGRESP count too.
-    pub(crate) fn output_blocks_input(&self, o: &crate::Options, budget_exhausted: bool) -> bool {
+    pub(crate) fn output_blocks_input(&self, o: &crate::options::Options, budget_exhausted: bool) -> bool {
         self.tx.len() > o.write_chunks() + 1 || (budget_exhausted && self.tx.len() > 1)
     }
 
     /// Largest frame this connection may send now: a CONNECT (or AUTH before CONNACK) is held
     /// to `max_connect_size`, later packets to `max_packet_size`.
-    pub(crate) fn frame_limit(&self, o: &crate::Options) -> u32 {
+    pub(crate) fn frame_limit(&self, o: &crate::options::Options) -> u32 {
         match self.state {
             ConnState::AwaitConnect | ConnState::Authenticating => o.max_connect_size.min(o.max_packet_size),
             _ => o.max_packet_size,
@@ -213,7 +213,7 @@ impl Conn {
     }
 
     /// QoS 1/2 messages that may be in flight to this client: ours and its receive maximum.
-    pub(crate) fn window(&self, o: &crate::Options) -> usize {
+    pub(crate) fn window(&self, o: &crate::options::Options) -> usize {
         (o.max_inflight as usize).min(self.receive_max_out as usize)
     }
 

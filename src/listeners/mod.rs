@@ -212,7 +212,7 @@ pub struct Limits {
 
 impl Limits {
     /// The limits of these options.
-    pub fn of(o: &crate::Options) -> Limits {
+    pub fn of(o: &crate::options::Options) -> Limits {
         let max_packet = o.max_packet_size as usize;
         Limits { max_packet, max_connect: (o.max_connect_size as usize).min(max_packet), max_handshakes: o.max_handshakes }
     }
